@@ -1,0 +1,357 @@
+"""Decode, probe and write videos. The only module of vidseq that imports PyAV.
+
+Every failure to open or decode a file raises :class:`~vidseq.errors.VideoError`, whose message names
+the file and the reason; PyAV's and FFmpeg's own exceptions never escape from here.
+
+>>> info = probe("v_Jump_g01_c01.avi")                         # doctest: +SKIP
+>>> clip = read_frames("v_Jump_g01_c01.avi", indices=[0, 8, 16], size=64)  # (3, 64, 85, 3) uint8
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidseq.errors import VideoError
+
+#: Container extensions that vidseq looks for when it walks a folder of videos.
+VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                              ".ogv", ".3gp", ".ts"})
+
+#: Largest frame (width x height) decoded by default: 8K UHD. A file that declares more is refused
+#: before any frame is decoded, so a hostile header cannot make vidseq allocate gigabytes.
+MAX_PIXELS = 7680 * 4320
+
+av.logging.set_level(av.logging.PANIC)  # FFmpeg's own stderr chatter; errors reach us as exceptions
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns of a video without decoding it."""
+
+    path: str
+    frames: int
+    fps: float
+    duration: float
+    width: int
+    height: int
+    codec: str
+    rotation: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def is_video_file(path: str | Path) -> bool:
+    """True for a file whose extension is a known video container."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _open(path: str | Path, max_pixels: int):
+    """Open `path` and return (container, video stream), or raise VideoError."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: not a readable video ({_reason(e)})") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise VideoError(f"{path}: not a readable video ({e})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: has no video stream")
+    stream = container.streams.video[0]
+    cc = stream.codec_context
+    if cc.width <= 0 or cc.height <= 0:
+        container.close()
+        raise VideoError(f"{path}: video stream has no frame size ({cc.width}x{cc.height})")
+    if cc.width * cc.height > max_pixels:
+        container.close()
+        raise VideoError(
+            f"{path}: declared frame size {cc.width}x{cc.height} exceeds the limit of {max_pixels} pixels "
+            "(raise max_pixels if the file is trusted)"
+        )
+    return container, stream
+
+
+def _reason(e: BaseException) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return str(msg).splitlines()[0] if msg else type(e).__name__
+
+
+def _stream_rotation(stream) -> int:
+    """Clockwise rotation in degrees (0, 90, 180, 270) that the file asks a player to apply."""
+    rotate = stream.metadata.get("rotate")
+    if rotate is not None:
+        try:
+            return int(rotate) % 360
+        except ValueError:
+            return 0
+    return 0
+
+
+def _frame_rotation(frame) -> int:
+    """Rotation of a decoded frame from its display matrix, as clockwise degrees."""
+    try:
+        r = frame.rotation  # counter-clockwise degrees, as FFmpeg's display matrix reports them
+    except (AttributeError, ValueError):
+        return 0
+    return int(round(-r)) % 360 if r else 0
+
+
+def probe(path: str | Path, *, exact: bool = False, max_pixels: int = MAX_PIXELS) -> VideoInfo:
+    """Frame count, fps, duration, size, codec and rotation of a video.
+
+    The frame count comes from the container when it declares one, else from counting the stream's
+    packets (no decoding); `exact=True` decodes every frame and counts what comes out.
+    Width and height are those of the displayed picture (after rotation).
+    """
+    container, stream = _open(path, max_pixels)
+    try:
+        cc = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if exact:
+            frames = sum(1 for _ in _decode(container, stream, path))
+        else:
+            frames = stream.frames or 0
+            if frames <= 0:
+                try:
+                    frames = sum(1 for p in container.demux(stream) if p.size)
+                except av.FFmpegError as e:
+                    raise VideoError(f"{path}: cannot read packets ({_reason(e)})") from None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = frames / fps if fps else 0.0
+        rotation = _stream_rotation(stream)
+        if rotation == 0:
+            rotation = _display_matrix_rotation(container, stream, path)
+        width, height = cc.width, cc.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(str(path), int(frames), fps, duration, width, height, cc.name, rotation)
+    finally:
+        container.close()
+
+
+def _display_matrix_rotation(container, stream, path) -> int:
+    """Rotation from the stream's display matrix, read off the first decoded frame."""
+    try:
+        container.seek(0)
+        for frame in _decode(container, stream, path):
+            return _frame_rotation(frame)
+    except VideoError:
+        return 0
+    return 0
+
+
+def _decode(container, stream, path) -> Iterator:
+    """Decoded frames of `stream`; any FFmpeg failure becomes a VideoError."""
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: decoding failed ({_reason(e)})") from None
+    except (MemoryError, ValueError, RuntimeError) as e:
+        raise VideoError(f"{path}: decoding failed ({e})") from None
+
+
+def _target_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
+    """(width, height) after resizing so that the short side is `size`, or to exactly (w, h)."""
+    if size is None:
+        return width, height
+    if isinstance(size, tuple):
+        return size
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    if width <= height:
+        return size, max(1, round(height * size / width))
+    return max(1, round(width * size / height)), size
+
+
+def _rotate(a: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate an (H, W, ...) array clockwise by `rotation` degrees."""
+    if rotation == 0:
+        return a
+    return np.ascontiguousarray(np.rot90(a, k=-(rotation // 90), axes=(0, 1)))
+
+
+class FrameReader:
+    """Iterate over a video's frames as RGB arrays or YUV planes, sized and rotated for display.
+
+    Use as a context manager. `declared` is the container's frame count (0 when unknown) and
+    `decoded` counts frames yielded so far, so a caller can tell a truncated file after iterating.
+    """
+
+    def __init__(self, path: str | Path, *, size: int | tuple[int, int] | None = None, threads: int = 0,
+                 max_pixels: int = MAX_PIXELS):
+        self.path = Path(path)
+        self.container, self.stream = _open(self.path, max_pixels)
+        if threads != 1:
+            self.stream.thread_type = "AUTO"
+            self.stream.codec_context.thread_count = threads
+        self.declared = self.stream.frames or 0
+        self.rotation = _stream_rotation(self.stream)
+        self.size = size
+        self.decoded = 0
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _frames(self) -> Iterator:
+        for frame in _decode(self.container, self.stream, self.path):
+            self.decoded += 1
+            yield frame
+
+    def _geometry(self, frame) -> tuple[int, int, int]:
+        """(width, height, rotation) of the frame to produce before rotating."""
+        rotation = self.rotation or _frame_rotation(frame)
+        w, h = frame.width, frame.height
+        dw, dh = (h, w) if rotation in (90, 270) else (w, h)
+        tw, th = _target_size(dw, dh, self.size)
+        if rotation in (90, 270):
+            tw, th = th, tw
+        return tw, th, rotation
+
+    def rgb(self) -> Iterator[np.ndarray]:
+        """Each frame as a (H, W, 3) uint8 RGB array."""
+        for frame in self._frames():
+            w, h, rotation = self._geometry(frame)
+            try:
+                a = frame.to_ndarray(format="rgb24", width=w, height=h)
+            except (ValueError, av.FFmpegError) as e:
+                raise VideoError(f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
+            yield _rotate(a, rotation)
+
+    def yuv420(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each frame as (Y, U, V) uint8 planes of a 4:2:0 picture, with even width and height.
+
+        The picture is cropped by one pixel row or column where its size is odd, as 4:2:0 needs; this
+        is the cheapest input for a JPEG encoder (no colour conversion).
+        """
+        for frame in self._frames():
+            w, h, rotation = self._geometry(frame)
+            w, h = max(2, w - w % 2), max(2, h - h % 2)
+            if frame.format.name != "yuv420p" or (w, h) != (frame.width, frame.height):
+                try:
+                    frame = frame.reformat(width=w, height=h, format="yuv420p")
+                except (ValueError, av.FFmpegError) as e:
+                    raise VideoError(
+                        f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
+            planes = []
+            for i, plane in enumerate(frame.planes):
+                pw, ph = (w, h) if i == 0 else (w // 2, h // 2)
+                a = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:ph, :pw]
+                planes.append(_rotate(a, rotation) if rotation else np.ascontiguousarray(a))
+            yield planes[0], planes[1], planes[2]
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: int | tuple[int, int] | None = None,
+                *, threads: int = 1, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode frames of a video into a (T, H, W, 3) uint8 RGB array.
+
+    `indices` picks frames (any order, repeats allowed); decoding stops after the last one needed and
+    only the frames asked for are held. `size` resizes so the short side is `size` pixels (an int) or
+    to exactly (width, height). Grayscale and every other pixel format come out RGB, and rotation
+    metadata is applied.
+    """
+    wanted = None if indices is None else [int(i) for i in indices]
+    if wanted is not None:
+        if not wanted:
+            raise ValueError("indices is empty")
+        if min(wanted) < 0:
+            raise ValueError(f"negative frame index in {wanted}")
+    with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels) as reader:
+        if wanted is None:
+            frames = list(reader.rgb())
+            if not frames:
+                raise VideoError(f"{path}: no frame could be decoded")
+            return np.stack(frames)
+        last = max(wanted)
+        needed = set(wanted)
+        got: dict[int, np.ndarray] = {}
+        for i, a in enumerate(reader.rgb()):
+            if i in needed:
+                got[i] = a
+            if i >= last:
+                break
+        if len(got) < len(needed):
+            missing = min(needed - set(got))
+            raise VideoError(f"{path}: frame {missing} asked for, but only {reader.decoded} frames decode")
+        return np.stack([got[i] for i in wanted])
+
+
+def count_frames(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> int:
+    """Exact frame count by decoding the whole video."""
+    return probe(path, exact=True, max_pixels=max_pixels).frames
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float = 25, codec: str = "mpeg4",
+                pix_fmt: str | None = None, quality: int | None = None, rotation: int = 0,
+                options: dict[str, str] | None = None) -> Path:
+    """Encode (H, W, 3) uint8 RGB frames (or (H, W) grayscale ones) into a video file.
+
+    The container follows the extension (.avi, .mp4, .mkv, .webm, ...). `quality` is the codec's
+    quantiser scale where it has one (lower is better; mpeg4 takes 1-31). `rotation` writes a display
+    rotation (clockwise degrees) into the file's metadata, as phones do.
+    """
+    path = Path(path)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("write_video needs at least one frame")
+    gray = first.ndim == 2
+    if pix_fmt is None:
+        pix_fmt = {"mjpeg": "yuvj420p", "rawvideo": "rgb24"}.get(codec, "gray" if gray and codec == "ffv1" else
+                                                                  "yuv420p")
+    rate = _fraction(fps)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = first.shape[1], first.shape[0]
+        stream.pix_fmt = pix_fmt
+        opts = dict(options or {})
+        if quality is not None:
+            stream.codec_context.qscale = quality
+            stream.codec_context.flags |= av.codec.context.Flags.qscale
+        if opts:
+            stream.options = opts
+        if rotation % 360:
+            stream.set_display_rotation(-(rotation % 360) % 360)  # PyAV takes counter-clockwise degrees
+        for a in _chain(first, frames):
+            fmt = "gray" if a.ndim == 2 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format=fmt)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _fraction(fps: float):
+    from fractions import Fraction
+
+    f = Fraction(fps).limit_denominator(1001)
+    if f <= 0 or not math.isfinite(float(f)):
+        raise ValueError(f"fps must be positive, got {fps}")
+    return f

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny data built in tmp_path, so no test needs a network or a download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidseq.synth import SynthConfig, make_synth
+from vidseq.video import write_video
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def moving_square(n: int = 12, width: int = 64, height: int = 48, *, gray: bool = False, seed: int = 0):
+    """Frames of a bright square moving right over a noisy background: each frame differs."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 80, size=(height, width, 3), dtype=np.uint8)
+    frames = []
+    for t in range(n):
+        f = bg.copy()
+        x = (t * 3) % max(1, width - 12)
+        f[height // 4: height // 4 + 12, x: x + 12] = (250, 200 - 10 * (t % 10), 40)
+        frames.append(f[..., 0] if gray else f)
+    return frames
+
+
+@pytest.fixture
+def make_video(tmp_path):
+    """Write a small video: make_video(name, n=12, width=64, height=48, codec="mpeg4", **kw) -> Path."""
+
+    def make(name: str = "clip.avi", n: int = 12, width: int = 64, height: int = 48, codec: str = "mpeg4",
+             gray: bool = False, **kw) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_video(path, moving_square(n, width, height, gray=gray), codec=codec, **kw)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """A tiny UCF101-shaped dataset (2 classes, 8 groups, 1 clip, 8 frames, 32x32), built once."""
+    root = tmp_path_factory.mktemp("synth")
+    make_synth(root, SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32))
+    return root
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """../shared beside the checkout, or skip where it is absent (a user's clone)."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present beside this checkout")
+    return SHARED
