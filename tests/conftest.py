@@ -28,13 +28,15 @@ def moving_square(n: int = 12, width: int = 64, height: int = 48, *, gray: bool 
 
 @pytest.fixture
 def make_video(tmp_path):
-    """Write a small video: make_video(name, n=12, width=64, height=48, codec="mpeg4", **kw) -> Path."""
+    """Write a small video: make_video(name, n=12, width=64, height=48, codec="mpeg4", seed=0, **kw) -> Path.
+
+    Extra keyword arguments go to `vidseq.video.write_video` (pix_fmt, rotation, fps, ...)."""
 
     def make(name: str = "clip.avi", n: int = 12, width: int = 64, height: int = 48, codec: str = "mpeg4",
-             gray: bool = False, **kw) -> Path:
+             gray: bool = False, seed: int = 0, **kw) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        return write_video(path, moving_square(n, width, height, gray=gray), codec=codec, **kw)
+        return write_video(path, moving_square(n, width, height, gray=gray, seed=seed), codec=codec, **kw)
 
     return make
 

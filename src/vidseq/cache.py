@@ -1,0 +1,195 @@
+"""A clip cache: every video decoded once into uint8 frames at training size, in one memory-mapped file.
+
+Long trainings then load clips at memory speed instead of decoding JPEGs or videos every epoch. Each item
+keeps up to `frames` frames spread evenly over it (all of them when it has fewer), centre-cropped to a
+``size x size`` square (the tutorial's `Resize`), a little larger than the training size so that random
+crops still have room.
+
+Layout of DEST::
+
+    frames.u8      raw uint8 array (N, size, size, 3), all items' frames one after the other
+    index.json     {"size", "frames", "items": [{"path", "label", "offset", "count"}, ...]}
+
+Both are written under temporary names and renamed when complete; an interrupted build resumes from the
+items already done (``progress.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidseq.data import ClipTfm, ImageTuple, count_frames, read_clip
+from vidseq.errors import DatasetError, VidseqError
+from vidseq.sampling import uniform
+
+INDEX, FRAMES, PROGRESS = "index.json", "frames.u8", "progress.jsonl"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: str
+    label: str
+    offset: int
+    count: int
+
+
+def _square(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) -> (T, size, size, 3): short side resized to `size`, centre crop."""
+    from torchvision.transforms.v2 import functional as TF
+
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    h, w = clip.shape[-2:]
+    s = min(h, w)
+    clip = TF.resized_crop(clip, (h - s) // 2, (w - s) // 2, s, s, size=[size, size], antialias=True)
+    return clip.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _fill(args) -> tuple[int, str | None]:
+    """Worker: decode item `i` and write its frames into the memory-mapped file."""
+    i, path, n_frames, keep, offset, total, size, frames_file = args
+    try:
+        idx = uniform(n_frames, keep) if n_frames > keep else np.arange(n_frames)
+        arr = _square(read_clip(path, idx, min_side=size), size)
+        mm = np.memmap(frames_file, dtype=np.uint8, mode="r+", shape=(total, size, size, 3))
+        mm[offset: offset + len(arr)] = arr
+        mm.flush()
+        del mm
+        return i, None
+    except (VidseqError, OSError, ValueError) as e:
+        return i, str(e)
+
+
+def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequence[str] | None = None, size: int = 72,
+                frames: int = 32, workers: int | None = None, progress: bool = True) -> Path:
+    """Decode each item (frame folder or video) once into `dest`; returns `dest`.
+
+    A complete cache with the same settings is reused as it is.
+    """
+    from fastai.data.transforms import parent_label
+
+    dest = Path(dest)
+    paths = [str(p) for p in paths]
+    labels = [parent_label(Path(p)) for p in paths] if labels is None else list(labels)
+    if (dest / INDEX).is_file():
+        meta = json.loads((dest / INDEX).read_text())
+        if meta["size"] == size and meta["frames"] == frames and {e["path"] for e in meta["items"]} >= set(paths):
+            return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for p in paths:
+        try:
+            counts[p] = count_frames(p)
+        except VidseqError:
+            counts[p] = 0
+    entries, offset = [], 0
+    for p, lab in zip(paths, labels):
+        keep = min(counts[p], frames)
+        if keep:
+            entries.append(CacheEntry(p, lab, offset, keep))
+            offset += keep
+    if not entries:
+        raise DatasetError(f"{dest}: none of the {len(paths)} items has readable frames")
+    plan = {"size": size, "frames": frames, "items": [e.__dict__ for e in entries]}
+    tmp_frames, tmp_index = dest / (FRAMES + ".tmp"), dest / (INDEX + ".tmp")
+    done: set[int] = set()
+    if tmp_index.is_file() and tmp_frames.is_file() and json.loads(tmp_index.read_text()) == plan:
+        if (dest / PROGRESS).is_file():
+            done = {int(x) for x in (dest / PROGRESS).read_text().split()}
+    else:
+        with open(tmp_frames, "wb") as f:
+            f.truncate(offset * size * size * 3)
+        tmp_index.write_text(json.dumps(plan))
+        (dest / PROGRESS).write_text("")
+    todo = [(i, e.path, counts[e.path], e.count, e.offset, offset, size, str(tmp_frames))
+            for i, e in enumerate(entries) if i not in done]
+    failures = {}
+    start, n_done = time.time(), 0
+    with ProcessPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool, open(dest / PROGRESS, "a") as log:
+        for i, err in pool.map(_fill, todo, chunksize=4):
+            if err:
+                failures[entries[i].path] = err
+            else:
+                log.write(f"{i}\n")
+                log.flush()
+            n_done += 1
+            if progress and (n_done % 50 == 0 or n_done == len(todo)):
+                rate = n_done / max(1e-9, time.time() - start)
+                eta = (len(todo) - n_done) / max(rate, 1e-9)
+                print(f"\rcache: {n_done}/{len(todo)} items, {rate:.1f} items/s, ETA {eta:.0f}s", end="",
+                      file=sys.stderr, flush=True)
+    if progress and todo:
+        print(file=sys.stderr)
+    if failures:
+        plan["items"] = [e for e in plan["items"] if e["path"] not in failures]
+        plan["failures"] = failures
+        tmp_index.write_text(json.dumps(plan))
+    os.replace(tmp_frames, dest / FRAMES)
+    os.replace(tmp_index, dest / INDEX)
+    (dest / PROGRESS).unlink(missing_ok=True)
+    return dest
+
+
+class ClipCache:
+    """Read side of a cache folder: frame counts and frames of each item, from the memory map."""
+
+    def __init__(self, dest: str | Path):
+        self.dest = Path(dest)
+        index = self.dest / INDEX
+        if not index.is_file():
+            raise DatasetError(f"{self.dest}: not a clip cache (no {INDEX}); build one with 'vidseq cache'")
+        meta = json.loads(index.read_text())
+        self.size, self.frames = meta["size"], meta["frames"]
+        self.entries = {e["path"]: CacheEntry(**e) for e in meta["items"]}
+        self.total = sum(e.count for e in self.entries.values())
+        self._mm = None
+
+    def __getstate__(self):  # the memory map is opened again in each worker process
+        return {**self.__dict__, "_mm": None}
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._mm is None:
+            self._mm = np.memmap(self.dest / FRAMES, dtype=np.uint8, mode="r", shape=(self.total, self.size,
+                                                                                     self.size, 3))
+        return self._mm
+
+    def __contains__(self, path) -> bool:
+        return str(path) in self.entries
+
+    def count(self, path) -> int:
+        return self.entries[str(path)].count
+
+    def read(self, path, indices: Sequence[int]) -> np.ndarray:
+        e = self.entries[str(path)]
+        return self.array[e.offset + np.asarray(indices, dtype=np.int64)]
+
+
+class CachedClipTfm(ClipTfm):
+    """`ClipTfm` that reads the cache's frames; items missing from the cache are decoded as usual."""
+
+    def __init__(self, cache: ClipCache, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cache = cache
+
+    def n_frames(self, path: Path) -> int:
+        return self.cache.count(path) if path in self.cache else super().n_frames(path)
+
+    def load(self, path: Path, *, train: bool = False, indices=None) -> ImageTuple:
+        if path not in self.cache:
+            return super().load(path, train=train, indices=indices)
+        import random
+
+        r = random.Random(random.getrandbits(64))
+        if indices is None:
+            indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
+        return ImageTuple(self.resize(self.cache.read(path, indices), train=train, rng=r))

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidseq.cache import ClipCache, build_cache
+from vidseq.data import get_action_dataloaders
+from vidseq.errors import DatasetError
+
+
+@pytest.fixture
+def videos(make_video):
+    return [make_video(f"{cls}/v_{cls}_g0{g}_c01.avi", n=8 + g, seed=g) for cls in ("A", "B") for g in (1, 2, 3)]
+
+
+def test_cache_holds_frames_spread_over_each_video(videos, tmp_path):
+    dest = build_cache(videos, tmp_path / "cache", size=24, frames=6, workers=1, progress=False)
+    cache = ClipCache(dest)
+    assert cache.size == 24 and all(cache.count(v) == 6 for v in videos)
+    clip = cache.read(videos[0], [0, 5])
+    assert clip.shape == (2, 24, 24, 3) and clip.dtype == np.uint8
+    assert not np.array_equal(clip[0], clip[1])
+    assert sorted(p.name for p in dest.iterdir()) == ["frames.u8", "index.json"]  # nothing temporary left
+
+
+def test_dataloaders_from_cache_match_direct_decoding(videos, tmp_path):
+    dest = build_cache(videos, tmp_path / "cache", size=32, frames=64, workers=1, progress=False)
+    val = [0, 3]
+    kw = dict(bs=2, image_size=32, seq_len=4, val_idxs=val, workers=0, sampler="uniform")
+    direct = get_action_dataloaders(videos, **kw)
+    cached = get_action_dataloaders(videos, cache=dest, **kw)
+    a, _ = direct.valid.one_batch()
+    b, _ = cached.valid.one_batch()
+    assert a.shape == b.shape
+    assert torch.allclose(a, b, atol=0.35)  # one extra resampling step in the cache, nothing else
+
+
+def test_complete_cache_is_reused_and_interrupted_build_resumes(videos, tmp_path, monkeypatch):
+    dest = tmp_path / "cache"
+    build_cache(videos, dest, size=16, frames=4, workers=1, progress=False)
+    stamp = (dest / "frames.u8").stat().st_mtime_ns
+    build_cache(videos, dest, size=16, frames=4, workers=1, progress=False)
+    assert (dest / "frames.u8").stat().st_mtime_ns == stamp
+
+    # an interrupted build: temporary files and a progress log naming the first two items as done
+    other = tmp_path / "cache2"
+    build_cache(videos, other, size=16, frames=4, workers=1, progress=False)
+    (other / "frames.u8").rename(other / "frames.u8.tmp")
+    (other / "index.json").rename(other / "index.json.tmp")
+    (other / "progress.jsonl").write_text("0\n1\n")
+    build_cache(videos, other, size=16, frames=4, workers=1, progress=False)
+    assert json.loads((other / "index.json").read_text())["items"] == json.loads(
+        (dest / "index.json").read_text())["items"]
+    assert (other / "frames.u8").read_bytes() == (dest / "frames.u8").read_bytes()
+
+
+def test_not_a_cache(tmp_path):
+    with pytest.raises(DatasetError, match="not a clip cache"):
+        ClipCache(tmp_path)
