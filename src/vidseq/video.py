@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange, VideoReformatter
 
 from vidseq.errors import VideoError
 
@@ -117,42 +118,59 @@ def probe(path: str | Path, *, exact: bool = False, max_pixels: int = MAX_PIXELS
     container, stream = _open(path, max_pixels)
     try:
         cc = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
+        fps = _fps(stream)
         if exact:
             frames = sum(1 for _ in _decode(container, stream, path))
         else:
             frames = stream.frames or 0
             if frames <= 0:
-                try:
-                    frames = sum(1 for p in container.demux(stream) if p.size)
-                except av.FFmpegError as e:
-                    raise VideoError(f"{path}: cannot read packets ({_reason(e)})") from None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
+                frames = sum(1 for p in container.demux(stream) if p.size)
+        duration = _duration(container, stream)
+        if duration is None:
             duration = frames / fps if fps else 0.0
         rotation = _stream_rotation(stream)
         if rotation == 0:
-            rotation = _display_matrix_rotation(container, stream, path)
+            rotation = _display_matrix_rotation(path, max_pixels)
         width, height = cc.width, cc.height
         if rotation in (90, 270):
             width, height = height, width
         return VideoInfo(str(path), int(frames), fps, duration, width, height, cc.name, rotation)
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: cannot read the video stream ({_reason(e)})") from None
     finally:
         container.close()
 
 
-def _display_matrix_rotation(container, stream, path) -> int:
-    """Rotation from the stream's display matrix, read off the first decoded frame."""
+def _fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def _duration(container, stream) -> float | None:
+    """Seconds the container says the video stream lasts, or None where it does not say."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _display_matrix_rotation(path, max_pixels: int) -> int:
+    """Rotation from the stream's display matrix, read off the first decoded frame of a fresh open.
+
+    A fresh open rather than a seek: damaged files (a truncated WebM) refuse to seek back.
+    """
     try:
-        container.seek(0)
+        container, stream = _open(path, max_pixels)
+    except VideoError:
+        return 0
+    try:
         for frame in _decode(container, stream, path):
             return _frame_rotation(frame)
     except VideoError:
         return 0
+    finally:
+        container.close()
     return 0
 
 
@@ -190,20 +208,31 @@ class FrameReader:
     """Iterate over a video's frames as RGB arrays or YUV planes, sized and rotated for display.
 
     Use as a context manager. `declared` is the container's frame count (0 when unknown) and
-    `decoded` counts frames yielded so far, so a caller can tell a truncated file after iterating.
+    `decoded` counts frames decoded so far; after iterating to the end, :meth:`incomplete` tells
+    whether the file looks truncated. `threads=1` decodes and converts on the calling thread only
+    (what a pool of worker processes wants); 0 lets FFmpeg pick a thread count.
     """
 
     def __init__(self, path: str | Path, *, size: int | tuple[int, int] | None = None, threads: int = 0,
                  max_pixels: int = MAX_PIXELS):
+        if isinstance(size, int) and size <= 0:
+            raise ValueError(f"size must be positive, got {size}")
         self.path = Path(path)
         self.container, self.stream = _open(self.path, max_pixels)
-        if threads != 1:
+        cc = self.stream.codec_context
+        if threads == 1:
+            cc.thread_count = 1
+        else:
             self.stream.thread_type = "AUTO"
-            self.stream.codec_context.thread_count = threads
+            cc.thread_count = threads
+        self.threads = threads
         self.declared = self.stream.frames or 0
+        self.fps = _fps(self.stream)
         self.rotation = _stream_rotation(self.stream)
         self.size = size
         self.decoded = 0
+        self._end_time: float | None = None
+        self._sws = VideoReformatter()  # one scaler for all frames: a new one per frame costs 4x
 
     def __enter__(self) -> FrameReader:
         return self
@@ -215,9 +244,33 @@ class FrameReader:
         self.container.close()
 
     def _frames(self) -> Iterator:
+        tb = float(self.stream.time_base) if self.stream.time_base else 0.0
+        step = 1 / self.fps if self.fps else 0.0
         for frame in _decode(self.container, self.stream, self.path):
             self.decoded += 1
+            if frame.pts is not None and tb:
+                self._end_time = (frame.pts + frame.duration) * tb if frame.duration else frame.pts * tb + step
             yield frame
+
+    def incomplete(self) -> str | None:
+        """After iterating to the end: why the file seems to hold more frames than decoded, else None.
+
+        A file is taken as truncated when the container declares more frames than decoded, or (where it
+        declares no count) when the decoded frames end well before the stream's duration.
+        """
+        if self.declared:
+            if self.decoded < self.declared:
+                return f"decoded {self.decoded} of the {self.declared} frames the container declares"
+            return None
+        duration = _duration(self.container, self.stream)
+        if not duration or self._end_time is None or not self.fps:
+            return None
+        start = self.stream.start_time
+        start = float(start * self.stream.time_base) if start is not None and self.stream.time_base else 0.0
+        end = self._end_time - start
+        if end < duration - max(1.5 / self.fps, 0.01 * duration):
+            return f"frames end at {end:.2f} s of the {duration:.2f} s the container declares"
+        return None
 
     def _geometry(self, frame) -> tuple[int, int, int]:
         """(width, height, rotation) of the frame to produce before rotating."""
@@ -229,34 +282,52 @@ class FrameReader:
             tw, th = th, tw
         return tw, th, rotation
 
+    def _sws_threads(self) -> int:
+        return 1 if self.threads == 1 else 0
+
+    def _to_rgb(self, frame) -> np.ndarray:
+        w, h, rotation = self._geometry(frame)
+        try:
+            rgb = self._sws.reformat(frame, width=w, height=h, format="rgb24", threads=self._sws_threads())
+            a = rgb.to_ndarray()
+        except (ValueError, av.FFmpegError) as e:
+            raise VideoError(f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
+        return _rotate(a, rotation)
+
     def rgb(self) -> Iterator[np.ndarray]:
         """Each frame as a (H, W, 3) uint8 RGB array."""
         for frame in self._frames():
-            w, h, rotation = self._geometry(frame)
-            try:
-                a = frame.to_ndarray(format="rgb24", width=w, height=h)
-            except (ValueError, av.FFmpegError) as e:
-                raise VideoError(f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
-            yield _rotate(a, rotation)
+            yield self._to_rgb(frame)
 
-    def yuv420(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Each frame as (Y, U, V) uint8 planes of a 4:2:0 picture, with even width and height.
+    def yuv420(self, *, full_range: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each frame as (Y, U, V) uint8 planes of a 4:2:0 picture: Y is (H, W), U and V are
+        (ceil(H/2), ceil(W/2)).
 
-        The picture is cropped by one pixel row or column where its size is odd, as 4:2:0 needs; this
-        is the cheapest input for a JPEG encoder (no colour conversion).
+        This is the cheapest input for a JPEG encoder (no RGB step). With `full_range` (the default)
+        the levels are JPEG's (0-255, as JFIF decoders assume); video's limited range (16-235) is
+        converted, which a JPEG needs for its colours to match the video's. A rotated picture of odd
+        width or height is cropped by one pixel row or column so that the chroma stays aligned.
         """
+        dst_range = ColorRange.JPEG if full_range else ColorRange.MPEG
         for frame in self._frames():
             w, h, rotation = self._geometry(frame)
-            w, h = max(2, w - w % 2), max(2, h - h % 2)
-            if frame.format.name != "yuv420p" or (w, h) != (frame.width, frame.height):
+            if rotation and self.size is not None:
+                w, h = max(2, w - w % 2), max(2, h - h % 2)
+            name = frame.format.name
+            is_full = name == "yuvj420p" or (name == "yuv420p" and frame.color_range == ColorRange.JPEG)
+            if not (name in ("yuv420p", "yuvj420p") and is_full == full_range and (w, h) == (frame.width,
+                                                                                           frame.height)):
                 try:
-                    frame = frame.reformat(width=w, height=h, format="yuv420p")
+                    frame = self._sws.reformat(frame, width=w, height=h, format="yuv420p",
+                                               dst_color_range=dst_range, threads=self._sws_threads())
                 except (ValueError, av.FFmpegError) as e:
                     raise VideoError(
                         f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
+            if rotation:  # crop odd sizes so that each chroma sample still covers its 2x2 luma block
+                w, h = max(2, w - w % 2), max(2, h - h % 2)
             planes = []
             for i, plane in enumerate(frame.planes):
-                pw, ph = (w, h) if i == 0 else (w // 2, h // 2)
+                pw, ph = (w, h) if i == 0 else ((w + 1) // 2, (h + 1) // 2)
                 a = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:ph, :pw]
                 planes.append(_rotate(a, rotation) if rotation else np.ascontiguousarray(a))
             yield planes[0], planes[1], planes[2]
@@ -267,9 +338,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
     """Decode frames of a video into a (T, H, W, 3) uint8 RGB array.
 
     `indices` picks frames (any order, repeats allowed); decoding stops after the last one needed and
-    only the frames asked for are held. `size` resizes so the short side is `size` pixels (an int) or
-    to exactly (width, height). Grayscale and every other pixel format come out RGB, and rotation
-    metadata is applied.
+    only the frames asked for are converted and held. `size` resizes so the short side is `size`
+    pixels (an int) or to exactly (width, height). Grayscale and every other pixel format come out
+    RGB, and rotation metadata is applied.
     """
     wanted = None if indices is None else [int(i) for i in indices]
     if wanted is not None:
@@ -286,9 +357,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
         last = max(wanted)
         needed = set(wanted)
         got: dict[int, np.ndarray] = {}
-        for i, a in enumerate(reader.rgb()):
+        for i, frame in enumerate(reader._frames()):
             if i in needed:
-                got[i] = a
+                got[i] = reader._to_rgb(frame)
             if i >= last:
                 break
         if len(got) < len(needed):
