@@ -57,13 +57,17 @@ def archive_format(path: str | Path) -> str:
         raise ArchiveError(f"{path}: no such file")
     if rarfile.is_rarfile(str(path)):
         return "rar"
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):  # by its first bytes: a TAR holding a ZIP ends like a ZIP
         return "zip"
     try:
         if tarfile.is_tarfile(path):
             return "tar"
     except (OSError, EOFError, zlib.error):
         pass
+    if zipfile.is_zipfile(path):  # a ZIP after a stub (self-extracting)
+        return "zip"
     raise ArchiveError(f"{path}: not a RAR, ZIP or TAR archive (or truncated before its first member)")
 
 
