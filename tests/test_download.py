@@ -60,7 +60,7 @@ def server():
     srv.files = {"/data/big.bin": PAYLOAD}
     srv.requests, srv.cut_after, srv.ignore_range = [], None, False
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()

@@ -90,6 +90,62 @@ def demo(
     typer.echo(f"  classes: {', '.join(result.classes)}")
 
 
+@app.command()
+def download(
+    name: Annotated[str, typer.Argument(help="Dataset: ucf101 or hmdb51.")],
+    dest: Annotated[Path | None, typer.Option(help="Folder for the archives and the unpacked dataset "
+                                                   "(default: fastai's archive and data folders).")] = None,
+) -> None:
+    """Download UCF101 or HMDB51 with its official split lists and unpack it safely.
+
+    Resumes an interrupted download; skips what is already complete. Without network, says where to put
+    an archive downloaded by hand.
+    """
+    from vidseq.datasets import fetch_dataset
+    from vidseq.download import DownloadError
+
+    try:
+        root = fetch_dataset(name, dest=dest, log=lambda m: typer.echo(m, err=True))
+    except DownloadError as e:  # the work could not be done: exit 1, still one line
+        typer.echo(f"vidseq: error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{name.lower()} is ready in {root}")
+    typer.echo(f"  next: vidseq info {root}")
+
+
+@app.command()
+def unpack(
+    archive: Annotated[Path, typer.Argument(help="A RAR, ZIP or TAR archive (told apart by content).")],
+    dest: Annotated[Path, typer.Argument(help="Folder to unpack into (created if needed).")],
+    recursive: Annotated[bool, typer.Option(help="Also unpack archives found inside (HMDB51's per-class "
+                                                 "RARs).")] = False,
+) -> None:
+    """Unpack an archive safely: members that would land outside DEST make it refused as unsafe."""
+    from vidseq.archive import unpack as unpack_archive
+
+    entries = unpack_archive(archive, dest, recursive=recursive)
+    typer.echo(f"unpacked {archive} into {dest}: {', '.join(p.name for p in entries[:10])}"
+               + (f" and {len(entries) - 10} more" if len(entries) > 10 else ""))
+
+
+@app.command()
+def info(
+    data: Annotated[str, typer.Argument(help="ucf101, hmdb51, a folder of class folders (videos or frame "
+                                             "folders) or a CSV manifest path,label[,split].")],
+    split: Annotated[str, typer.Option(help="auto, official, official:N, group, random or csv.")] = "auto",
+    valid_pct: Annotated[float, typer.Option(help="Share of each class for validation (group/random).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the group/random split.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show a dataset's classes, split counts per class, groups, missing entries and leakage warnings."""
+    import json
+
+    from vidseq.datasets import format_summary, load_items
+
+    summary = load_items(data, split=split, valid_pct=valid_pct, seed=seed).summary()
+    typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2."""
     args = sys.argv[1:] if argv is None else argv
