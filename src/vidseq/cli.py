@@ -105,7 +105,7 @@ def download(
     from vidseq.download import DownloadError
 
     try:
-        root = fetch_dataset(name, dest=dest, log=lambda m: typer.echo(m, err=True))
+        root = fetch_dataset(name, dest=dest, progress=True, log=lambda m: typer.echo(m, err=True))
     except DownloadError as e:  # the work could not be done: exit 1, still one line
         typer.echo(f"vidseq: error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -123,7 +123,7 @@ def unpack(
     """Unpack an archive safely: members that would land outside DEST make it refused as unsafe."""
     from vidseq.archive import unpack as unpack_archive
 
-    entries = unpack_archive(archive, dest, recursive=recursive)
+    entries = unpack_archive(archive, dest, recursive=recursive, progress=True)
     typer.echo(f"unpacked {archive} into {dest}: {', '.join(p.name for p in entries[:10])}"
                + (f" and {len(entries) - 10} more" if len(entries) > 10 else ""))
 

@@ -95,15 +95,19 @@ def fetch_dataset(name: str, *, dest: str | Path | None = None, progress: bool |
     Complete downloads and finished unpacks are not done again, so a rerun resumes where it stopped.
     """
     from vidseq.archive import unpack
-    from vidseq.download import download
+    from vidseq.download import download, url_filename
 
     spec = _spec(name)
     archive_dir, data_dir = (Path(dest).expanduser(),) * 2 if dest is not None else fastai_dirs()
     root = data_dir / spec.folder
     say = log or (lambda _msg: None)
     for r in spec.remotes:
-        part = archive_dir / (r.url.rsplit("/", 1)[-1] + ".part")
-        say(f"{'resuming' if part.exists() else 'fetching'} {r.url} -> {archive_dir}")
+        have = archive_dir / url_filename(r.url)
+        if have.is_file():
+            say(f"already downloaded: {have}")
+        else:
+            resume = have.with_name(have.name + ".part").exists()
+            say(f"{'resuming' if resume else 'fetching'} {r.url} -> {archive_dir}")
         arc = download(r.url, archive_dir, progress=progress, stream=stream)
         target = root / r.into if r.into else root
         stamp = root / f".{arc.name}.unpacked"
