@@ -75,19 +75,212 @@ def synth(
     typer.echo(f"  split lists: {result.root}/ucfTrainTestlist (train {result.train}, test {result.test})")
 
 
+def _print_table(rows: list[dict], keys: list[str]) -> None:
+    widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in keys}
+    typer.echo("  ".join(k.ljust(widths[k]) for k in keys))
+    for r in rows:
+        typer.echo("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in keys))
+
+
+def _pct(v: float) -> str:
+    return f"{v:.1%}"
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Argument(help="Frames tree, videos tree, dataset name (ucf101, hmdb51) or CSV.")],
+    model: Annotated[str, typer.Option(help="Model name (see 'vidseq models').")] = "frame_avg",
+    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 5,
+    size: Annotated[int, typer.Option(help="Frame size in pixels (square).")] = 64,
+    bs: Annotated[int, typer.Option(help="Batch size (per process).")] = 32,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (after the frozen ones); default: the model's recipe.")]
+    = None,
+    lr: Annotated[str | None, typer.Option(help="Learning rate: a number, or 'auto' to run lr_find first.")] = None,
+    sampler: Annotated[str, typer.Option(help="Frame sampler: random (TSN segments), uniform, first, stride.")]
+    = "random",
+    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32 (CPU always fp32).")] = "auto",
+    pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",
+                                             help="Start from ImageNet/Kinetics weights (downloads them).")] = True,
+    backbone: Annotated[str | None, typer.Option(help="Backbone, e.g. resnet18 or timm/convnext_tiny.")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes (default: one per core).")] = None,
+    cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
+    = False,
+    compile: Annotated[bool, typer.Option(help="Wrap the model in torch.compile.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last completed epoch.")] = False,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: they swap left/right motion).")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    gpus: Annotated[int, typer.Option(help="Train on N GPUs: starts torchrun with one process per GPU.")] = 1,
+    sync_bn: Annotated[bool, typer.Option(help="Synchronised batch norm across GPUs.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
+) -> None:
+    """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png)."""
+    from vidseq.learner import TrainConfig
+    from vidseq.learner import train as train_run
+
+    if gpus > 1:
+        from vidseq.distributed import launch
+
+        raise typer.Exit(launch(gpus, sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", data]))
+    lr_value: float | str | None = None
+    if lr is not None:
+        if lr == "auto":
+            lr_value = "auto"
+        else:
+            try:
+                lr_value = float(lr)
+            except ValueError:
+                raise typer.BadParameter(f"expected a number or 'auto', got {lr!r}", param_hint="'--lr'") from None
+    cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
+                      epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
+                      pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
+                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn)
+    try:
+        result = train_run(cfg)
+    except KeyboardInterrupt:
+        typer.echo(f"vidseq: interrupted; continue with: vidseq train {data} --model {model} --out "
+                   f"{out or 'runs/' + model} --resume", err=True)
+        raise typer.Exit(130) from None
+    from vidseq.distributed import is_rank0
+
+    if is_rank0():
+        m = result.metrics
+        typer.echo(f"run: {result.run}")
+        _print_table([{"model": model, "epochs": result.epochs, "valid_loss": f"{m['valid_loss']:.4f}",
+                       "accuracy": _pct(m["accuracy"]), "top5": _pct(m["top5"]),
+                       "time": f"{result.seconds:.0f}s"}],
+                     ["model", "epochs", "valid_loss", "accuracy", "top5", "time"])
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
+    data: Annotated[str | None, typer.Option(help="Data to evaluate on (default: the run's own).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split (default: the run's own).")] = None,
+    clips: Annotated[int, typer.Option(help="Clips per video, predictions averaged.")] = 1,
+    bs: Annotated[int, typer.Option(help="Batch size.")] = 16,
+    workers: Annotated[int, typer.Option(help="Worker processes for decoding.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    report: Annotated[bool, typer.Option(help="Write confusion.png, per_class.csv and report.html.")] = True,
+) -> None:
+    """Top-1, top-5, mean class accuracy, per-class accuracy and confusion matrix of a run; writes its report."""
+    import json
+
+    from vidseq.evaluate import evaluate_run, write_report
+    from vidseq.runs import load_run
+
+    loaded = load_run(run)
+    ev = evaluate_run(loaded, data=data, split=split, clips=clips, bs=bs, workers=workers)
+    paths = write_report(loaded, ev) if report else {}
+    if json_out:
+        typer.echo(json.dumps({**ev.summary(), "per_class": ev.per_class(), "confusion": ev.confusion.tolist(),
+                               "classes": ev.classes, "files": {k: str(v) for k, v in paths.items()}}, indent=2))
+        return
+    s = ev.summary()
+    typer.echo(f"{run}: {s['videos']} videos, {clips} clip(s) each")
+    typer.echo(f"  top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class accuracy "
+               f"{_pct(s['mean_class_accuracy'])}")
+    _print_table([{**r, "accuracy": _pct(r["accuracy"]) if r["videos"] else "-"} for r in ev.per_class()],
+                 ["class", "videos", "correct", "accuracy"])
+    if paths:
+        typer.echo(f"report: {paths['report']}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
+    videos: Annotated[list[Path], typer.Argument(help="Video files (any container PyAV opens).")],
+    top: Annotated[int, typer.Option(help="How many classes to show per file.")] = 5,
+    clips: Annotated[int, typer.Option(help="Clips per video, predictions averaged.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
+) -> None:
+    """Classify video files directly (no extraction); a bad file gets one error line, the rest go on."""
+    import json
+
+    from vidseq.predict import predict_files
+
+    preds = predict_files(run, videos, top=top, clips=clips)
+    if json_out:
+        typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
+    else:
+        for p in preds:
+            if p.error:
+                typer.echo(f"vidseq: error: {p.error}", err=True)
+                continue
+            typer.echo(p.path)
+            for label, prob in p.top:
+                typer.echo(f"  {prob:6.1%}  {label}")
+    if all(p.error for p in preds):
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    data: Annotated[str, typer.Argument(help="A frames tree, a videos tree, a dataset name or a CSV.")],
+    out: Annotated[Path, typer.Option(help="Where to save the picture.")] = Path("batch.png"),
+    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 5,
+    size: Annotated[int, typer.Option(help="Frame size in pixels.")] = 64,
+    n: Annotated[int, typer.Option(help="How many clips to show.")] = 8,
+    sampler: Annotated[str, typer.Option(help="Frame sampler.")] = "random",
+    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    augment: Annotated[bool, typer.Option(help="Show training augmentation.")] = True,
+) -> None:
+    """Save a picture of a training batch (fastai's show_batch): first, middle and last frame of each clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidseq.data import dataloaders_from_items
+    from vidseq.datasets import load_items
+
+    items = load_items(data, split=split)
+    dls = dataloaders_from_items(items, bs=n, image_size=size, seq_len=frames, sampler=sampler, augment=augment,
+                                 workers=0, device="cpu")
+    dls.show_batch(max_n=n)
+    plt.savefig(out, dpi=90, bbox_inches="tight")
+    typer.echo(f"saved {out}")
+
+
+@app.command("cache")
+def cache_cmd(
+    data: Annotated[str, typer.Argument(help="A frames tree, a videos tree, a dataset name or a CSV.")],
+    dest: Annotated[Path, typer.Argument(help="Cache folder to write.")],
+    size: Annotated[int, typer.Option(help="Side of the cached square frames (a little above the training size).")]
+    = 72,
+    frames: Annotated[int, typer.Option(help="Frames kept per video, spread evenly.")] = 32,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+) -> None:
+    """Decode every clip once into a memory-mapped uint8 cache, so training loads clips at memory speed."""
+    from vidseq.cache import ClipCache, build_cache
+    from vidseq.datasets import load_items
+
+    items = load_items(data)
+    build_cache([it.path for it in items.items], dest, labels=[it.label for it in items.items], size=size,
+                frames=frames, workers=workers, progress=True)
+    c = ClipCache(dest)
+    typer.echo(f"cached {len(c.entries)} items ({c.total} frames of {c.size}x{c.size}) in {dest}")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the registered models."""
+    from vidseq.models import list_models
+
+    for name in list_models():
+        typer.echo(name)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data and runs.")] = Path("demo"),
+    epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: CPU-sized per model).")] = None,
 ) -> None:
-    """Run the main job on built-in sample data: make the demo dataset and report what was made."""
-    from vidseq.synth import PRESETS, make_synth
+    """The main job on built-in sample data: synth -> extract -> train three models -> evaluate -> predict."""
+    from vidseq.demo import run_demo
 
-    cfg = PRESETS["demo"]
-    typer.echo(f"[1/1] synthetic UCF101-shaped dataset ({cfg.classes} classes, {cfg.groups} groups, "
-               f"{cfg.clips} clips, {cfg.frames} frames, {cfg.width}x{cfg.height})")
-    result = make_synth(out / "data", cfg, progress=sys.stderr.isatty())
-    typer.echo(f"  {result.videos} videos in {result.root}/videos; train {result.train}, test {result.test}")
-    typer.echo(f"  classes: {', '.join(result.classes)}")
+    run_demo(out, epochs=epochs)
 
 
 @app.command()
@@ -144,6 +337,54 @@ def info(
 
     summary = load_items(data, split=split, valid_pct=valid_pct, seed=seed).summary()
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@app.command()
+def extract(
+    src: Annotated[Path, typer.Argument(help="A folder tree of videos (.avi .mp4 .mkv .webm .mov ...) or one video.")],
+    dest: Annotated[Path, typer.Argument(help="Folder for the frames: DEST/<Class>/<video_stem>/<i>.jpg.")],
+    size: Annotated[int | None, typer.Option(min=1, help="Resize so the short side is SIZE pixels "
+                                                         "(default: keep the video's size).")] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality, 1-100.")] = 90,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: the CPUs "
+                                                            "available).")] = None,
+    shard: Annotated[str | None, typer.Option(help="I/N: do only shard I of N (1 <= I <= N), so N machines "
+                                                   "can share one dataset.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose frames are already "
+                                                                "complete.")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds one video may take before its worker is "
+                                                       "stopped and the video recorded as failed.")] = 600.0,
+) -> None:
+    """Turn videos into folders of JPEG frames, fast, atomically and resumably.
+
+    Writes DEST/<Class>/<video_stem>/0.jpg, 1.jpg, ... (deeper folders of SRC are kept), DEST/manifest.csv
+    and DEST/failures.jsonl (per shard: manifest-shard-I-of-N.csv, failures-shard-I-of-N.jsonl), and
+    copies UCF101's/HMDB51's split lists found in SRC or beside it. A rerun skips complete videos.
+    Exit 0 when something was extracted or all was done already, 1 when nothing could be extracted.
+    """
+    from vidseq.extract import extract_dataset, parse_shard
+
+    part = None
+    if shard is not None:
+        try:
+            part = parse_shard(shard)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="'--shard'") from None
+    s = extract_dataset(src, dest, size=size, quality=quality, workers=workers, shard=part, overwrite=overwrite,
+                        timeout=timeout, progress=True)
+    fresh = s.done + s.partial
+    typer.echo(f"extracted {fresh} videos" + (f" ({s.partial} partial)" if s.partial else "")
+               + f", skipped {s.skipped} complete, {s.failed} failed"
+               + (f" of {s.videos} in shard {part[0]}/{part[1]}" if part else f" of {s.videos}")
+               + f"; {s.frames:,} frames in {s.seconds:.1f} s ({s.frames_per_second:,.0f} frames/s)")
+    typer.echo(f"  frames: {s.dest}/<Class>/<video>/<i>.jpg; manifest: {s.manifest}")
+    if s.failed:
+        typer.echo(f"  failures ({s.failed}): {s.failures}")
+    for lists in s.split_lists:
+        typer.echo(f"  split lists: {lists}")
+    if not s.ok:
+        typer.echo(f"vidseq: nothing could be extracted ({s.failed} failed; reasons in {s.failures})", err=True)
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -227,7 +227,7 @@ class ClipTfm(Transform):
     """
 
     def __init__(self, seq_len: int = 5, image_size: int = 64, *, sampler: str = "first", pad: Pad = "repeat",
-                 step: int = 2, augment: bool = False, flip: bool = False, scale: tuple[float, float] = (0.35, 1.0),
+                 step: int = 2, augment: bool = False, flip: bool = False, scale: tuple[float, float] = (0.45, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), frame_counts: dict[str, int] | None = None):
         super().__init__()
         get_sampler(sampler)  # fail early on a bad name

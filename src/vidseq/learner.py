@@ -1,0 +1,402 @@
+"""Training: a fastai Learner with the model's splitter, mixed precision, checkpoints and resume.
+
+>>> result = train(TrainConfig(data="demo/frames", model="cnn_lstm", pretrained=False, out="runs/lstm"))
+...                                                                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastai.callback.fp16  # noqa: F401 - patches Learner.to_fp16 / to_bf16
+import fastai.callback.schedule  # noqa: F401 - patches Learner.fit_one_cycle / lr_find
+import torch
+from fastai.callback.core import Callback
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.metrics import accuracy, top_k_accuracy
+
+from vidseq.errors import DatasetError, VidseqError
+from vidseq.runs import (
+    CHECKPOINT,
+    CONFIG,
+    WEIGHTS,
+    atomic_write_text,
+    library_versions,
+    load_optimizer,
+    load_weights,
+    save_optimizer,
+    save_weights,
+)
+
+#: Per model: (learning rate, epochs) used when not given. Pretrained backbones are fine-tuned
+#: (one frozen epoch, then the given epochs unfrozen); models from scratch run one cycle.
+RECIPES: dict[str, dict[str, Any]] = {
+    "frame_avg": {"lr": 2e-3, "epochs": 8, "freeze_epochs": 1},
+    "cnn_lstm": {"lr": 2e-3, "epochs": 8, "freeze_epochs": 1},
+    "tsm": {"lr": 2e-3, "epochs": 8, "freeze_epochs": 1},
+    "r2plus1d_18": {"lr": 1e-3, "epochs": 8, "freeze_epochs": 1},
+    "timesformer": {"lr": 5e-4, "epochs": 12, "freeze_epochs": 0},
+    "timesformer_lucidrains": {"lr": 5e-4, "epochs": 12, "freeze_epochs": 0},
+}
+DEFAULT_RECIPE = {"lr": 1e-3, "epochs": 8, "freeze_epochs": 1}
+
+
+@dataclass
+class TrainConfig:
+    """Everything `train` needs; also what the CLI's `vidseq train` options fill in."""
+
+    data: str
+    model: str = "frame_avg"
+    out: str | None = None
+    frames: int = 5
+    size: int = 64
+    bs: int = 32
+    epochs: int | None = None
+    lr: float | str | None = None  # a float, "auto" (lr_find) or None (the model's recipe)
+    sampler: str = "random"
+    split: str = "auto"
+    precision: str = "auto"  # auto, bf16, fp16, fp32
+    pretrained: bool = True
+    backbone: str | None = None
+    workers: int | None = None
+    cache: bool = False
+    compile: bool = False
+    resume: bool = False
+    augment: bool = True
+    flip: bool = False
+    freeze_epochs: int | None = None
+    seed: int = 0
+    device: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    sync_bn: bool = False
+    verbose: bool = True
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    metrics: dict[str, float]
+    epochs: int
+    seconds: float
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` -> bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU."""
+    if precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise VidseqError(f"unknown precision {precision!r}; choose auto, bf16, fp16 or fp32")
+    if device.type != "cuda":
+        return "fp32"  # fastai's mixed precision drives CUDA autocast only
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def top5_for(n_classes: int):
+    k = min(5, n_classes)
+
+    def top5(inp, targ):
+        return top_k_accuracy(inp, targ, k=k)
+
+    top5.__name__ = "top5"
+    return top5
+
+
+class RunCheckpoint(Callback):
+    """After every completed epoch: weights, optimiser state and progress into ``checkpoint/``, the
+    weights also as the run's ``model.safetensors``, and a row in ``metrics.csv``."""
+
+    order = 65  # after the Recorder has logged the epoch
+
+    def __init__(self, run: Path, *, epoch_offset: int, total_epochs: int, phase: str, rank0: bool = True):
+        self.run, self.epoch_offset, self.total_epochs, self.phase = run, epoch_offset, total_epochs, phase
+        self.rank0 = rank0
+        self._skipped = False
+
+    def before_epoch(self):
+        self._skipped = False
+
+    def after_cancel_epoch(self):
+        self._skipped = True
+
+    def after_epoch(self):
+        if self._skipped or not self.rank0:
+            return
+        done = self.epoch_offset + self.epoch + 1
+        ck = self.run / CHECKPOINT
+        ck.mkdir(exist_ok=True)
+        save_weights(self.learn.model, ck / WEIGHTS)
+        save_optimizer(self.learn.opt, ck / "optimizer.safetensors")
+        atomic_write_text(ck / "state.json", json.dumps({"epochs_done": done, "phase": self.phase}))
+        shutil.copyfile(ck / WEIGHTS, self.run / (WEIGHTS + ".tmp"))
+        (self.run / (WEIGHTS + ".tmp")).replace(self.run / WEIGHTS)
+        rec = self.learn.recorder
+        names = [n for n in rec.metric_names if n != "epoch"]
+        values = rec.log[1:] if len(rec.log) == len(rec.metric_names) else rec.log
+        row = dict(zip(["epoch"] + names[: len(values)], [done] + list(values)))
+        _append_metrics(self.run / "metrics.csv", row)
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < int(row["epoch"])]
+    rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def read_metrics(run: Path) -> list[dict[str, str]]:
+    path = Path(run) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_history(run: Path) -> Path | None:
+    """``history.png``: train and validation loss, and accuracy, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run)
+    if not rows:
+        return None
+    ep = [int(r["epoch"]) for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, style in (("train_loss", "-o"), ("valid_loss", "-s")):
+        if key in rows[0]:
+            a.plot(ep, [float(r[key]) if r[key] not in ("", "None") else math.nan for r in rows], style, label=key)
+    a.set_xlabel("epoch")
+    a.set_title("loss")
+    a.legend()
+    for key in ("accuracy", "top5"):
+        if key in rows[0]:
+            b.plot(ep, [float(r[key]) for r in rows], "-o", label=key)
+    b.set_xlabel("epoch")
+    b.set_ylim(0, 1.02)
+    b.set_title("validation accuracy")
+    b.legend()
+    fig.tight_layout()
+    out = Path(run) / "history.png"
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: Path | None = None):
+    """The run's DataLoaders: items and split from `itemset`, clip settings from `cfg`."""
+    from vidseq.data import dataloaders_from_items
+
+    cache = None
+    if cfg.cache:
+        from vidseq.cache import build_cache
+
+        cache_dir = Path(run or ".") / "cache"
+        cache = build_cache([it.path for it in itemset.items], cache_dir, labels=[it.label for it in itemset.items],
+                            size=round(cfg.size * 1.15), workers=cfg.workers, progress=cfg.verbose)
+    return dataloaders_from_items(itemset, bs=cfg.bs, image_size=cfg.size, seq_len=cfg.frames, sampler=cfg.sampler,
+                                  augment=cfg.augment, flip=cfg.flip, workers=cfg.workers, device=device,
+                                  seed=cfg.seed, cache=cache, verbose=cfg.verbose)
+
+
+def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> dict[str, Any]:
+    from vidseq.runs import unwrap
+
+    return {
+        "model": unwrap(model).vidseq_config,
+        "classes": list(itemset.classes),
+        "data": {"source": str(cfg.data), "root": str(itemset.root), "kind": itemset.kind, "split": itemset.split,
+                 "train": len(itemset.train_items()), "valid": len(itemset.valid_items())},
+        "clip": {"frames": cfg.frames, "size": cfg.size, "sampler": cfg.sampler, "pad": "repeat",
+                 "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
+        "train": {"bs": cfg.bs, "epochs": recipe["epochs"], "freeze_epochs": recipe["freeze_epochs"],
+                  "lr": recipe["lr"], "precision": recipe["precision"], "pretrained": cfg.pretrained,
+                  "augment": cfg.augment, "flip": cfg.flip, "seed": cfg.seed, "compile": cfg.compile},
+        "versions": library_versions(),
+    }
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable."""
+    from fastai.torch_core import set_seed
+
+    from vidseq.datasets import load_items
+    from vidseq.distributed import is_rank0, rank_info
+    from vidseq.models import create_model, list_models, splitter
+
+    if cfg.model not in list_models():
+        raise VidseqError(f"unknown model {cfg.model!r}; choose one of {', '.join(list_models())}")
+    device = pick_device(cfg.device)
+    dist = rank_info()
+    if dist.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    precision = resolve_precision(cfg.precision, device)
+    run = Path(cfg.out or f"runs/{cfg.model}")
+    state_file = run / CHECKPOINT / "state.json"
+    if cfg.resume:
+        if not state_file.is_file():
+            raise VidseqError(f"{run}: nothing to resume (no {CHECKPOINT}/state.json); train without --resume")
+        saved = json.loads((run / CONFIG).read_text())
+        done = json.loads(state_file.read_text())["epochs_done"]
+    else:
+        saved, done = None, 0
+        if (run / CONFIG).is_file() and is_rank0():
+            for stale in (CHECKPOINT,):
+                shutil.rmtree(run / stale, ignore_errors=True)
+            (run / "metrics.csv").unlink(missing_ok=True)
+    set_seed(cfg.seed)
+    itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
+    if len(itemset.classes) < 2:
+        raise DatasetError(f"{cfg.data}: needs at least two classes, found {len(itemset.classes)}")
+    if not itemset.valid_items():
+        raise DatasetError(f"{cfg.data}: the validation split is empty (split {itemset.split})")
+    if cfg.verbose and is_rank0():
+        for w in itemset.warnings:
+            print(f"vidseq: warning: {w}", file=sys.stderr)
+
+    base = RECIPES.get(cfg.model, DEFAULT_RECIPE)
+    from_scratch = not cfg.pretrained
+    recipe = {
+        "epochs": cfg.epochs if cfg.epochs is not None else base["epochs"],
+        "freeze_epochs": 0 if from_scratch else (cfg.freeze_epochs if cfg.freeze_epochs is not None
+                                                  else base["freeze_epochs"]),
+        "lr": cfg.lr if isinstance(cfg.lr, float) else base["lr"],
+        "precision": precision,
+    }
+    if saved is not None:  # a resumed run keeps its own schedule
+        recipe.update({k: saved["train"][k] for k in ("epochs", "freeze_epochs", "lr")})
+
+    run.mkdir(parents=True, exist_ok=True)
+    model_kwargs = dict(cfg.model_kwargs)
+    if saved is not None:
+        model = create_model(**{**saved["model"], "pretrained": False})
+    else:
+        model = create_model(cfg.model, len(itemset.classes), seq_len=cfg.frames, image_size=cfg.size,
+                             backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
+    dls = build_dataloaders(cfg, itemset, device=device, run=run)
+    if cfg.sync_bn and dist.world_size > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5_for(len(itemset.classes))],
+                    splitter=splitter, path=run, model_dir=".")
+    if precision in ("bf16", "fp16"):
+        learn.to_bf16() if precision == "bf16" else learn.to_fp16()
+    if not cfg.verbose or not is_rank0():
+        learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
+        learn.logger = _quiet
+
+    if saved is None and cfg.lr == "auto":
+        recipe["lr"] = _find_lr(learn, run, freeze=recipe["freeze_epochs"] > 0)
+    config = run_config(cfg, model, itemset, recipe)
+    if is_rank0():
+        atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
+    if cfg.compile:
+        learn.model = torch.compile(learn.model)
+
+    total = recipe["freeze_epochs"] + recipe["epochs"]
+    start = time.time()
+    ctx = dist.context(learn) if dist.world_size > 1 else _nullcontext(learn)
+    with ctx:
+        _fit(learn, run, recipe, done=done, resume=saved is not None, device=device, rank0=is_rank0())
+    seconds = time.time() - start
+    values = learn.validate()
+    names = ["valid_loss", "accuracy", "top5"]
+    metrics = {k: float(v) for k, v in zip(names, values)}
+    if is_rank0():
+        plot_history(run)
+        save_weights(learn.model, run / WEIGHTS)
+    return TrainResult(run, metrics, total, seconds)
+
+
+def _quiet(*args, **kwargs) -> None:
+    """A logger that drops fastai's per-epoch lines (quiet runs and ranks other than 0)."""
+
+
+class _nullcontext:
+    def __init__(self, learn):
+        self.learn = learn
+
+    def __enter__(self):
+        return self.learn
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume: bool, device, rank0: bool) -> None:
+    """Freeze phase (pretrained backbones) then the main one-cycle phase, skipping epochs already done."""
+    fe, ep, lr = recipe["freeze_epochs"], recipe["epochs"], recipe["lr"]
+    ck = run / CHECKPOINT
+
+    def restore(phase_done: int):
+        if resume and phase_done > 0:
+            load_weights(learn.model, ck / WEIGHTS)
+            load_optimizer(learn.opt, ck / "optimizer.safetensors", device)
+
+    if fe and done < fe:
+        learn.freeze()
+        restore(done)
+        learn.fit_one_cycle(fe, slice(lr), pct_start=0.99, start_epoch=done,
+                            cbs=RunCheckpoint(run, epoch_offset=0, total_epochs=fe + ep, phase="frozen", rank0=rank0))
+        resume = False
+    if ep and done < fe + ep:
+        phase_done = max(0, done - fe)
+        if fe:
+            learn.unfreeze()
+            lrs = slice(lr / 2 / 100, lr / 2)
+            div = 5.0
+        else:
+            learn.create_opt()
+            lrs, div = lr, 25.0
+        if resume and phase_done == 0 and done == fe and fe:
+            load_weights(learn.model, ck / WEIGHTS)  # the frozen phase ended; its optimiser state is not carried
+        else:
+            restore(phase_done)
+        learn.fit_one_cycle(ep, lrs, div=div, pct_start=0.3 if fe else 0.25, start_epoch=phase_done,
+                            cbs=RunCheckpoint(run, epoch_offset=fe, total_epochs=fe + ep, phase="main", rank0=rank0))
+
+
+def _find_lr(learn: Learner, run: Path, *, freeze: bool) -> float:
+    """Run fastai's `lr_find`, save its plot as ``lr_find.png`` and return the valley suggestion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from fastai.callback.schedule import valley
+
+    if freeze:
+        learn.freeze()
+    res = learn.lr_find(suggest_funcs=(valley,), show_plot=True)
+    plt.savefig(run / "lr_find.png", dpi=90)
+    plt.close("all")
+    if freeze:
+        learn.unfreeze()
+    learn.opt = None
+    return float(res.valley)
+
+
+def replace(cfg: TrainConfig, **changes) -> TrainConfig:
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,186 @@
+"""Run folders: what a training run leaves behind, saved and loaded without unpickling anything.
+
+A run folder holds ``config.json`` (everything that rebuilds the model and its data transforms) and
+``model.safetensors`` (the weights); training adds ``metrics.csv``, ``history.png`` and a
+``checkpoint/`` folder (weights, optimiser state and progress after the last completed epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vidseq.errors import ModelError
+
+CONFIG, WEIGHTS, CHECKPOINT = "config.json", "model.safetensors", "checkpoint"
+PICKLE_SUFFIXES = (".pkl", ".pth", ".pt", ".bin", ".ckpt", ".pickle")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on, for its config."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("vidseq", "torch", "torchvision", "fastai", "timm", "av"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under `torch.compile` and DistributedDataParallel wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Model weights as safetensors, written under a temporary name and renamed."""
+    state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+    # tensors that share storage (tied weights) must be saved apart
+    seen: dict[int, str] = {}
+    for k, v in list(state.items()):
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        if ptr in seen and ptr != -1:
+            state[k] = v.clone()
+        seen[ptr] = k
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    """Load safetensors weights into `model`; a mismatch is a ModelError naming the file."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelError(f"{path}: refusing to load a pickle-based file; vidseq loads only .safetensors weights")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ModelError(f"{path}: not a readable safetensors file ({e})") from None
+    target = unwrap(model)
+    try:
+        missing, unexpected = target.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
+        raise ModelError(f"{path}: weights do not fit the model in config.json ({detail})") from None
+    if missing or unexpected:
+        raise ModelError(f"{path}: weights do not fit the model in config.json "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. "
+                         f"{(list(missing) + list(unexpected))[0]})")
+    return model
+
+
+def save_optimizer(opt, path: Path) -> None:
+    """A fastai optimiser's state: tensors in safetensors, everything else in the file's JSON metadata."""
+    sd = opt.state_dict()
+    tensors, meta = {}, {"hypers": [{k: _plain(v) for k, v in h.items()} for h in sd["hypers"]], "state": []}
+    for i, st in enumerate(sd["state"]):
+        plain = {}
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{i}.{k}"] = v.detach().contiguous().cpu()
+            else:
+                plain[k] = _plain(v)
+        meta["state"].append(plain)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"vidseq": json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def _plain(v):
+    """A JSON-ready copy of an optimiser hyper-parameter or state value (numbers, bools, lists)."""
+    if isinstance(v, torch.Tensor):
+        return v.item() if v.numel() == 1 else v.tolist()
+    if isinstance(v, (list, tuple)) or type(v).__name__ == "L":
+        return [_plain(x) for x in v]
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
+def load_optimizer(opt, path: Path, device) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = json.loads(f.metadata()["vidseq"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state = []
+    for i, plain in enumerate(meta["state"]):
+        st = dict(plain)
+        prefix = f"{i}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                st[k[len(prefix):]] = v.to(device)
+        state.append(st)
+    opt.load_state_dict({"hypers": meta["hypers"], "state": state})
+
+
+@dataclass
+class Run:
+    """A loaded run: its folder, config and model (in eval mode)."""
+
+    path: Path
+    config: dict[str, Any]
+    model: torch.nn.Module
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config["classes"]
+
+
+def read_config(run: str | Path) -> dict[str, Any]:
+    run = Path(run)
+    cfg_path = run / CONFIG
+    if not run.is_dir():
+        raise ModelError(f"{run}: no such run folder")
+    if not cfg_path.is_file():
+        raise ModelError(f"{run}: not a vidseq run (no {CONFIG}); train one with 'vidseq train'")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{cfg_path}: not valid JSON ({e})") from None
+    for key in ("model", "classes", "data"):
+        if key not in cfg:
+            raise ModelError(f"{cfg_path}: missing '{key}'; is this a vidseq run?")
+    return cfg
+
+
+def load_run(run: str | Path, *, weights: str | Path | None = None, device: str | torch.device = "cpu") -> Run:
+    """Rebuild a run's model from ``config.json`` and load ``model.safetensors`` (or `weights`)."""
+    from vidseq.models import create_model
+
+    run = Path(run)
+    cfg = read_config(run)
+    weights = Path(weights) if weights else run / WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"{run}: no {weights.name}; the run did not finish an epoch")
+    model_cfg = dict(cfg["model"])
+    model_cfg["pretrained"] = False
+    try:
+        model = create_model(**model_cfg)
+    except TypeError as e:
+        raise ModelError(f"{run / CONFIG}: model settings do not fit vidseq's models ({e})") from None
+    load_weights(model, weights)
+    return Run(run, cfg, model.to(device).eval())

@@ -1,0 +1,143 @@
+"""End to end through the command line and the library: train -> evaluate -> predict, resume, run folders."""
+
+import json
+
+import pytest
+import torch
+
+from vidseq.cli import main
+from vidseq.errors import ModelError
+from vidseq.learner import RunCheckpoint, TrainConfig, train
+from vidseq.runs import load_run, save_weights
+from vidseq.synth import SynthConfig, make_synth
+
+TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--size", "32", "--frames", "3",
+         "--bs", "4", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wf")
+    make_synth(root, SynthConfig(classes=2, groups=9, clips=2, frames=8, width=32, height=32))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "fa"
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run)]) == 0
+    return run
+
+
+def test_train_writes_a_run_folder_without_pickles(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.json", "model.safetensors", "metrics.csv", "history.png"} <= names
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["classes"] == ["MoveLeft", "MoveRight"]
+    assert cfg["clip"]["frames"] == 3 and cfg["clip"]["size"] == 32
+    assert cfg["data"]["split"] == "official:1"
+    assert "torch" in cfg["versions"]
+    for p in trained.rglob("*"):
+        if p.is_file():
+            assert p.suffix not in (".pkl", ".pth", ".pt"), p
+            assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
+
+
+def test_evaluate_prints_metrics_and_writes_report(trained, capsys):
+    assert main(["evaluate", str(trained), "--json", "--clips", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["videos"] == 28 and out["clips"] == 2  # groups 1-7 of 2 classes x 2 clips
+    assert 0 <= out["top1"] <= 1 and out["top5"] == 1.0  # two classes: top-5 holds every class
+    assert len(out["confusion"]) == 2 and sum(map(sum, out["confusion"])) == 28
+    html = (trained / "report.html").read_text()
+    assert "Confusion matrix" in html and "data:image/png;base64," in html
+    assert (trained / "confusion.png").is_file() and (trained / "per_class.csv").is_file()
+
+
+def test_predict_reads_videos_and_survives_a_bad_file(trained, data, tmp_path, capsys):
+    good = sorted((data / "videos").rglob("*.avi"))[:2]
+    bad = tmp_path / "bad.avi"
+    bad.write_text("not a video")
+    assert main(["predict", str(trained), str(good[0]), str(bad), str(good[1]), "--top", "2", "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [("error" in p) for p in preds] == [False, True, False]
+    assert abs(sum(t["probability"] for t in preds[0]["top"]) - 1) < 1e-4
+    assert main(["predict", str(trained), str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.avi" in err[0]
+
+
+def test_config_round_trip_rebuilds_the_same_model(trained):
+    a = load_run(trained).model
+    b = load_run(trained).model
+    x = torch.randn(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(a(x), b(x))
+
+
+def test_resume_after_interruption_does_not_redo_epochs(data, tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    cfg = TrainConfig(data=str(data / "videos"), model="frame_avg", backbone="resnet18", pretrained=False, size=32,
+                      frames=3, bs=4, workers=0, epochs=3, out=str(run), verbose=False)
+    original = RunCheckpoint.after_epoch
+    epochs_run = []
+
+    def interrupt_after_first(self):
+        original(self)
+        if not self._skipped:  # an epoch that trained (resumed runs skip the epochs already done)
+            epochs_run.append(self.epoch)
+        if len(epochs_run) == 1 and not resumed:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", interrupt_after_first)
+    resumed = False
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    first = (run / "metrics.csv").read_text().splitlines()
+    assert len(first) == 2  # header + epoch 1
+    resumed = True
+    result = train(TrainConfig(**{**cfg.__dict__, "resume": True}))
+    assert result.epochs == 3
+    assert epochs_run == [0, 1, 2]  # epoch 0 ran once, before the interruption
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[1] == first[1]
+
+
+def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
+    import shutil
+
+    bad = tmp_path / "model.pth"
+    torch.save({"x": torch.zeros(1)}, bad)
+    with pytest.raises(ModelError, match="pickle"):
+        load_run(trained, weights=bad)
+    other = tmp_path / "other"
+    shutil.copytree(trained, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model"]["n_classes"] = 5
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="do not fit"):
+        load_run(other)
+    save_weights(torch.nn.Linear(2, 2), tmp_path / "w.safetensors")
+    with pytest.raises(ModelError, match="do not fit"):
+        load_run(trained, weights=tmp_path / "w.safetensors")
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "/no/such/data", *TRAIN],
+    ["train", "{data}/videos", "--model", "nope", "--no-pretrained"],
+    ["train", "{data}/videos", "--split", "sideways", *TRAIN],
+    ["train", "{data}/one", *TRAIN],
+    ["evaluate", "{tmp}"],
+    ["predict", "{tmp}", "x.avi"],
+    ["train", "{data}/videos", "--lr", "fast", *TRAIN],
+])
+def test_user_errors_give_one_line_and_exit_2(args, data, tmp_path, capsys):
+    one = data / "one" / "MoveLeft"
+    if not one.exists():
+        one.mkdir(parents=True)
+        src = next((data / "videos" / "MoveLeft").glob("*.avi"))
+        (one / src.name).write_bytes(src.read_bytes())
+    args = [a.format(data=data, tmp=tmp_path) for a in args]
+    assert main(args + ["--out", str(tmp_path / "o")] if args[0] == "train" else args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0], err
