@@ -1,0 +1,46 @@
+"""vidseq's models: a small registry (`create_model`, `list_models`) and one module per family.
+
+Every model maps an ImageNet-normalised `(B, T, C, H, W)` clip batch (or the tutorial's tuple of T `(B, C, H, W)`
+tensors) to `(B, n_classes)` logits, and splits into body and head parameter groups (`splitter`) for fastai's
+`freeze` and `fine_tune`.
+
+| name | model |
+|---|---|
+| frame_avg | the tutorial's SimpleModel: per-frame backbone + head, logits averaged over time |
+| cnn_lstm | the tutorial's RNNModel: pooled per-frame features -> LSTM -> LinBnDrop head |
+| timesformer | divided space-time attention on scaled_dot_product_attention, optional start from a timm ViT |
+| r2plus1d_18 | torchvision's (2+1)D ResNet-18, Kinetics-400 weights |
+| tsm | temporal shift module in a 2D ResNet |
+| timesformer_lucidrains | lucidrains' timesformer-pytorch 0.4.1 (the tutorial's model), when installed |
+"""
+
+from vidseq.models import cnn_lstm as _cnn_lstm  # noqa: F401  (registers the families)
+from vidseq.models import frame_avg as _frame_avg  # noqa: F401
+from vidseq.models import r2plus1d as _r2plus1d  # noqa: F401
+from vidseq.models import timesformer as _timesformer  # noqa: F401
+from vidseq.models import timesformer_lucidrains as _timesformer_lucidrains  # noqa: F401
+from vidseq.models import tsm as _tsm  # noqa: F401
+from vidseq.models._registry import create_model, list_models, model_options, param_count, register_model, splitter
+from vidseq.models.cnn_lstm import CnnLstm, RNNModel
+from vidseq.models.frame_avg import FrameAvg, SimpleModel
+from vidseq.models.r2plus1d import R2Plus1D
+from vidseq.models.timesformer import TimeSformer, load_vit_state_dict, vit_state_dict
+from vidseq.models.tsm import TSM
+
+__all__ = [
+    "TSM",
+    "CnnLstm",
+    "FrameAvg",
+    "R2Plus1D",
+    "RNNModel",
+    "SimpleModel",
+    "TimeSformer",
+    "create_model",
+    "list_models",
+    "load_vit_state_dict",
+    "model_options",
+    "param_count",
+    "register_model",
+    "splitter",
+    "vit_state_dict",
+]

@@ -1,0 +1,139 @@
+"""A small timm-style registry: `@register_model` builders, `create_model`, `list_models`, `splitter`."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from vidseq.errors import ModelError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_COMMON = ("n_classes", "seq_len", "image_size", "backbone", "pretrained")
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a model builder under its function name.
+
+    A builder takes `(n_classes, *, seq_len, image_size, backbone, pretrained, **options)` and returns
+    an `nn.Module` mapping a `(B, T, C, H, W)` clip batch (or a tuple of T `(B, C, H, W)` tensors) to
+    `(B, n_classes)` logits, with a `param_groups()` method (body first, head last).
+    """
+    params = inspect.signature(fn).parameters
+    missing = [p for p in _COMMON if p not in params]
+    if missing:
+        raise TypeError(f"model builder {fn.__name__} lacks the parameters {missing}")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of the registered models, sorted."""
+    return sorted(_MODELS)
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The options (keyword arguments past the common ones) of model `name`, with their defaults."""
+    fn = _builder(name)
+    return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in _COMMON}
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in _MODELS:
+        raise ModelError(f"unknown model {name!r}: choose one of {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def create_model(
+    name: str,
+    n_classes: int,
+    *,
+    seq_len: int = 5,
+    image_size: int | tuple[int, int] = 64,
+    backbone: str | None = None,
+    pretrained: bool | str = False,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build model `name` for `n_classes` classes, clips of `seq_len` frames of `image_size` pixels.
+
+    `backbone` picks the per-frame network where the model has one (a torchvision name such as "resnet34",
+    or "timm/<name>"; for timesformer a timm ViT to start from); None takes the model's default.
+    `pretrained` is False (random weights), True (torchvision or timm weights, downloaded when online) or
+    the path of a local weights file (.safetensors, or a .pth state dict) for the backbone.
+    Other keyword arguments are the model's options (see `model_options(name)`).
+
+    The result carries `vidseq_config`, a JSON-serialisable dict such that
+    `create_model(**model.vidseq_config)` rebuilds the same architecture with random weights.
+
+    >>> model = create_model("frame_avg", 101, backbone="resnet18", image_size=64)
+    >>> import torch
+    >>> model(torch.randn(2, 5, 3, 64, 64)).shape
+    torch.Size([2, 101])
+    """
+    fn = _builder(name)
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+        raise ModelError(f"model {name}: n_classes must be a positive integer, got {n_classes!r}")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ModelError(f"model {name}: seq_len must be a positive integer, got {seq_len!r}")
+    size = image_size if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
+        raise ModelError(f"model {name}: image_size must be a positive integer or (height, width), got {image_size!r}")
+    options = model_options(name)
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        known = ", ".join(options) or "none"
+        raise ModelError(f"model {name} has no option {', '.join(unknown)} (its options: {known})")
+    config = {"name": name, "n_classes": n_classes, "seq_len": seq_len,
+              "image_size": image_size if isinstance(image_size, int) else list(size), "backbone": backbone,
+              **kwargs}
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError):
+        raise ModelError(f"model {name}: options must be plain values (numbers, strings, lists), got {kwargs!r}") \
+            from None
+    model = fn(n_classes, seq_len=seq_len, image_size=tuple(size), backbone=backbone, pretrained=pretrained,
+               **kwargs)
+    config["backbone"] = getattr(model, "backbone_name", backbone)
+    model.vidseq_config = config
+    return model
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile's OptimizedModule or a DistributedDataParallel/DataParallel wrapper."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+def splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Parameter groups of a vidseq model, body first and head last: fastai's `Learner(splitter=...)`.
+
+    `Learner.freeze()` then trains only the head; `fine_tune` unfreezes the body after the frozen epochs.
+    """
+    inner = _unwrap(model)
+    if hasattr(inner, "param_groups"):
+        groups = [list(g) for g in inner.param_groups()]
+    elif hasattr(inner, "body") and hasattr(inner, "head"):
+        groups = [list(inner.body.parameters()), list(inner.head.parameters())]
+    else:
+        raise ModelError(f"{type(inner).__name__} has neither param_groups() nor body/head attributes to split")
+    seen = {id(p) for g in groups for p in g}
+    rest = [p for p in inner.parameters() if id(p) not in seen]
+    if rest:  # parameters a model forgot to place train with the head rather than being lost to the optimiser
+        groups[-1] = groups[-1] + rest
+    return groups
+
+
+def param_count(model: nn.Module) -> int:
+    """Number of parameters of `model`."""
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["create_model", "list_models", "model_options", "param_count", "register_model", "splitter"]

@@ -1,0 +1,95 @@
+"""Layers shared by the model families: clip input, per-frame application, attention, temporal shift."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from vidseq.errors import ModelError
+
+
+def as_clip(x: Tensor | Sequence[Tensor]) -> Tensor:
+    """A clip batch as one `(B, T, C, H, W)` tensor.
+
+    Takes that tensor, or the tuple of T `(B, C, H, W)` tensors that the fastai tutorial's DataLoaders yield.
+    """
+    if isinstance(x, (tuple, list)):
+        if not x or not all(isinstance(f, Tensor) and f.ndim == 4 for f in x):
+            raise ModelError("a clip given as a sequence must hold T tensors of shape (B, C, H, W)")
+        x = torch.stack(list(x), dim=1)
+    if not isinstance(x, Tensor) or x.ndim != 5:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ModelError(f"expected a clip batch of shape (B, T, C, H, W), got {shape}")
+    return x
+
+
+class PerFrame(nn.Module):
+    """Apply `module` to every frame: `(B, T, ...) -> (B, T, ...)` through one `(B*T, ...)` batch.
+
+    The role of fastai's `TimeDistributed`, without its need for contiguous input or its low-memory path's bug.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        y = self.module(rearrange(x, "b t ... -> (b t) ..."))
+        return rearrange(y, "(b t) ... -> b t ...", b=b)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on `scaled_dot_product_attention`: `(B, N, dim) -> (B, N, dim)`.
+
+    Parameter names and layout follow timm's ViT (`qkv`, `proj`), so image-ViT weights load directly.
+    `dropout` is applied to the output projection (lucidrains' `attn_dropout`).
+    """
+
+    def __init__(self, dim: int, *, heads: int = 8, dim_head: int = 64, qkv_bias: bool = True,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dim_head = dim_head
+        self.qkv = nn.Linear(dim, 3 * heads * dim_head, bias=qkv_bias)
+        self.proj = nn.Linear(heads * dim_head, dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b h n e", three=3, h=self.heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj_drop(self.proj(rearrange(out, "b h n e -> b n (h e)")))
+
+
+def temporal_shift(x: Tensor, *, n_frames: int, shift_div: int = 8) -> Tensor:
+    """Shift 1/`shift_div` of the channels one frame back in time and another 1/`shift_div` one frame forward.
+
+    `x` is `((B T), C, H, W)`. Channels `[0, C/div)` of frame t take frame t+1's values, channels `[C/div, 2C/div)`
+    take frame t-1's; the frames beyond the ends are zeros (TSM, Lin et al. 2019).
+    """
+    x = rearrange(x, "(b t) c h w -> b t c h w", t=n_frames)
+    fold = x.shape[2] // shift_div
+    back, fwd, rest = x.split([fold, fold, x.shape[2] - 2 * fold], dim=2)
+    back = F.pad(back[:, 1:], (0, 0, 0, 0, 0, 0, 0, 1))  # frame t <- t+1, zeros after the last frame
+    fwd = F.pad(fwd[:, :-1], (0, 0, 0, 0, 0, 0, 1, 0))  # frame t <- t-1, zeros before the first frame
+    return rearrange(torch.cat([back, fwd, rest], dim=2), "b t c h w -> (b t) c h w")
+
+
+class TemporalShift(nn.Module):
+    """`temporal_shift` then `module` (placed on a residual block's first convolution: TSM's residual shift).
+
+    `n_frames` is set by the owning model before each forward.
+    """
+
+    def __init__(self, module: nn.Module, *, shift_div: int = 8, n_frames: int = 1) -> None:
+        super().__init__()
+        self.module = module
+        self.shift_div = shift_div
+        self.n_frames = n_frames
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(temporal_shift(x, n_frames=self.n_frames, shift_div=self.shift_div))

@@ -1,0 +1,410 @@
+"""Models: every registered model (shape, gradients, overfitting, input forms, configs), TimeSformer's attention
+against a plain reference, the ViT start, pretrained weights and their failures, the tutorial's constructors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from einops import repeat
+from torch import nn
+
+from vidseq.errors import ModelError
+from vidseq.models import (
+    RNNModel,
+    SimpleModel,
+    create_model,
+    list_models,
+    load_vit_state_dict,
+    splitter,
+    vit_state_dict,
+)
+from vidseq.models.layers import Attention, as_clip, temporal_shift
+from vidseq.models.timesformer import DividedBlock
+from vidseq.models.timesformer_lucidrains import AVAILABLE as LUCIDRAINS
+
+TINY_TF = {"dim": 32, "depth": 2, "heads": 2, "dim_head": 16, "patch_size": 8}
+SMALL = {  # small enough for 2 CPU cores
+    "frame_avg": {"backbone": "resnet18"},
+    "cnn_lstm": {"backbone": "resnet18", "hidden_size": 64},
+    "tsm": {"backbone": "resnet18"},
+    "r2plus1d_18": {},
+    "timesformer": TINY_TF,
+    "timesformer_lucidrains": TINY_TF,
+}
+T, SIZE, N_CLASSES = 4, 32, 4
+TEMPORAL = ["cnn_lstm", "tsm", "r2plus1d_18", "timesformer", "timesformer_lucidrains"]
+
+
+def small_model(name: str, n_classes: int = N_CLASSES, seed: int = 0, **kw) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_model(name, n_classes, seq_len=T, image_size=SIZE, **(SMALL[name] | kw))
+
+
+def clips(b: int = 2, t: int = T, size: int = SIZE, seed: int = 1) -> torch.Tensor:
+    return torch.randn(b, t, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def first_layer(model: nn.Module) -> nn.Module:
+    return next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear)))
+
+
+# ---- the registry ----
+
+def test_registry_lists_every_family():
+    expected = {"frame_avg", "cnn_lstm", "timesformer", "r2plus1d_18", "tsm"}
+    assert expected | ({"timesformer_lucidrains"} if LUCIDRAINS else set()) == set(list_models())
+    assert set(list_models()) <= set(SMALL), "a new model needs a small configuration in this test file"
+
+
+def test_unknown_model_option_and_arguments_are_clear_errors():
+    with pytest.raises(ModelError, match=r"unknown model 'resnet'.*frame_avg.*timesformer"):
+        create_model("resnet", 10)
+    with pytest.raises(ModelError, match=r"frame_avg has no option hidden_size \(its options: head_dropout\)"):
+        create_model("frame_avg", 10, hidden_size=3)
+    with pytest.raises(ModelError, match="n_classes must be a positive integer"):
+        create_model("frame_avg", 0)
+    with pytest.raises(ModelError, match="image_size must be"):
+        create_model("frame_avg", 3, image_size=(32, 32, 3))
+    with pytest.raises(ModelError, match="unknown backbone 'resnet999'"):
+        create_model("frame_avg", 3, backbone="resnet999", image_size=SIZE)
+    with pytest.raises(ModelError, match="timm has no model"):
+        create_model("frame_avg", 3, backbone="timm/not_a_model", image_size=SIZE)
+    with pytest.raises(ModelError, match="takes no backbone"):
+        create_model("r2plus1d_18", 3, backbone="resnet18")
+    with pytest.raises(ModelError, match="tsm needs a ResNet backbone"):
+        create_model("tsm", 3, backbone="mobilenet_v3_small", image_size=SIZE)
+    with pytest.raises(ModelError, match="plain values"):
+        create_model("frame_avg", 3, backbone="resnet18", image_size=SIZE, head_dropout=object())
+    with pytest.raises(ModelError, match=r"expected a clip batch of shape \(B, T, C, H, W\), got \(2, 3, 32, 32\)"):
+        small_model("frame_avg")(torch.zeros(2, 3, SIZE, SIZE))
+
+
+# ---- every registered model ----
+
+@pytest.mark.parametrize("name", list_models())
+def test_shape_finite_and_gradients_reach_the_first_layer(name):
+    model = small_model(name)
+    logits = model(clips(3))
+    assert logits.shape == (3, N_CLASSES)
+    assert torch.isfinite(logits).all()
+    F.cross_entropy(logits, torch.tensor([0, 1, 2])).backward()
+    grad = first_layer(model).weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_overfits_a_tiny_fixed_batch(name):
+    model = small_model(name)
+    x, y = clips(4, seed=2), torch.arange(4) % N_CLASSES
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    start = None
+    for _ in range(40):
+        loss = F.cross_entropy(model(x), y)
+        start = start if start is not None else loss.item()
+        if loss.item() < 0.3 * start:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * start, f"{name}: loss {start:.3f} -> {loss.item():.3f} in 40 steps"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_tensor_and_tuple_inputs_agree_and_batch_items_are_independent(name):
+    model = small_model(name).eval()
+    x = clips(3)
+    with torch.no_grad():
+        from_tensor = model(x)
+        from_tuple = model(tuple(x[:, i] for i in range(T)))
+        alone = model(x[1:2])
+    torch.testing.assert_close(from_tuple, from_tensor)
+    torch.testing.assert_close(alone[0], from_tensor[1], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_frame_order_matters_only_to_temporal_models(name):
+    model = small_model(name).eval()
+    x = clips(2)
+    with torch.no_grad():
+        forward, backward = model(x), model(x.flip(1))
+    if name in TEMPORAL:
+        assert not torch.allclose(forward, backward, atol=1e-5)
+    else:
+        torch.testing.assert_close(forward, backward, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_config_rebuilds_the_model_and_splitter_covers_every_parameter_once(name):
+    model = small_model(name)
+    config = json.loads(json.dumps(model.vidseq_config))
+    assert config["name"] == name and config["n_classes"] == N_CLASSES and config["seq_len"] == T
+    rebuilt = create_model(**config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    groups = splitter(model)
+    assert len(groups) == 2 and groups[0] and groups[1]
+    ids = [id(p) for g in groups for p in g]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
+    assert id(first_layer(model).weight) in {id(p) for p in groups[0]}
+    assert [id(p) for p in groups[1]] == [id(p) for p in splitter(torch.compile(model))[1]]
+
+
+# ---- TimeSformer ----
+
+def reference_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d)) V per head, written out for one sequence x: (n, dim)."""
+    qkv = x @ attn.qkv.weight.T + (attn.qkv.bias if attn.qkv.bias is not None else 0)
+    h, e = attn.heads, attn.dim_head
+    q, k, v = qkv[:, :h * e], qkv[:, h * e:2 * h * e], qkv[:, 2 * h * e:]
+    heads = []
+    for i in range(h):
+        qi, ki, vi = (m[:, i * e:(i + 1) * e] for m in (q, k, v))
+        heads.append(torch.softmax(qi @ ki.T / math.sqrt(e), dim=-1) @ vi)
+    return torch.cat(heads, dim=1) @ attn.proj.weight.T + attn.proj.bias
+
+
+def test_attention_equals_plain_softmax_reference():
+    torch.manual_seed(0)
+    attn = Attention(24, heads=3, dim_head=8, dropout=0.1).eval()
+    x = torch.randn(2, 7, 24)
+    out = attn(x)
+    for b in range(2):
+        torch.testing.assert_close(out[b], reference_attention(attn, x[b]), atol=1e-5, rtol=0)
+
+
+def test_divided_block_attends_over_time_per_patch_then_over_space_per_frame():
+    torch.manual_seed(0)
+    block = DividedBlock(16, heads=2, dim_head=8, mlp_ratio=2.0, qkv_bias=True, attn_dropout=0.0,
+                         ff_dropout=0.0).eval()
+    b, t, n, d = 2, 3, 4, 16
+    x, cls = torch.randn(b, t, n, d), torch.randn(b, d)
+    out_x, out_cls = block(x, cls)
+
+    def ln(m, v):
+        return F.layer_norm(v, (d,), m.weight, m.bias, m.eps)
+
+    x1 = x.clone()
+    for i in range(b):
+        for j in range(n):  # time: each patch position over the frames
+            x1[i, :, j] = x[i, :, j] + reference_attention(block.time_attn, ln(block.time_norm, x[i, :, j]))
+    x2, cls2 = torch.empty_like(x), torch.empty_like(cls)
+    for i in range(b):
+        frame_cls = []
+        for j in range(t):  # space: each frame's patches with the class token
+            seq = torch.cat([cls[i:i + 1], x1[i, j]])
+            seq = seq + reference_attention(block.attn, ln(block.norm1, seq))
+            frame_cls.append(seq[0])
+            x2[i, j] = seq[1:]
+        cls2[i] = torch.stack(frame_cls).mean(0)
+    ref_x = x2 + block.mlp(ln(block.norm2, x2))
+    ref_cls = cls2 + block.mlp(ln(block.norm2, cls2))
+    torch.testing.assert_close(out_x, ref_x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out_cls, ref_cls, atol=1e-5, rtol=0)
+
+
+def test_timesformer_defaults_are_the_tutorial_configuration():
+    model = create_model("timesformer", 101, image_size=128)
+    assert model.patch_size == 16 and model.grid == (8, 8) and len(model.blocks) == 12
+    attn = model.blocks[0].attn
+    assert model.head.in_features == 128 and attn.heads == 8 and attn.dim_head == 64
+    assert attn.proj_drop.p == 0.1 and model.blocks[0].mlp.drop1.p == 0.1
+
+
+def test_timesformer_takes_any_frame_count_and_size_the_patch_divides():
+    model = small_model("timesformer").eval()
+    with torch.no_grad():
+        for t, (h, w) in [(1, (32, 32)), (7, (32, 32)), (T, (48, 64))]:
+            assert model(torch.randn(2, t, 3, h, w)).shape == (2, N_CLASSES)
+    with pytest.raises(ModelError, match="patch_size 8 must divide the frame size 36x36"):
+        model(torch.randn(1, T, 3, 36, 36))
+    with pytest.raises(ModelError, match="patch_size 8 must divide image_size 36x36"):
+        create_model("timesformer", 3, image_size=36, **TINY_TF)
+
+
+def test_vit_start_round_trips_and_starts_as_the_vit_on_each_frame(tmp_path):
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64).eval()
+    sd = vit.state_dict()
+    save_file(sd, tmp_path / "vit.safetensors")
+    model = create_model("timesformer", 5, seq_len=3, image_size=64, backbone="vit_tiny_patch16_224",
+                         pretrained=str(tmp_path / "vit.safetensors"), attn_dropout=0.0, ff_dropout=0.0).eval()
+    assert model.vidseq_config["backbone"] == "vit_tiny_patch16_224" and "pretrained" not in model.vidseq_config
+    back = vit_state_dict(model)
+    assert set(back) == {k for k in sd if not k.startswith("head.")}
+    for k, v in back.items():
+        assert torch.equal(v, sd[k]), k
+    frames = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = vit.forward_head(vit.forward_features(frames), pre_logits=True)
+        got = model.forward_features(repeat(frames, "b c h w -> b t c h w", t=3))
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # another grid: the space position embedding is resampled
+    smaller = create_model("timesformer", 5, image_size=32, backbone="timm/vit_tiny_patch16_224",
+                           pretrained=str(tmp_path / "vit.safetensors"))
+    assert smaller.pos_embed.shape == (1, 1 + 4, 192)
+    assert smaller(torch.randn(1, 5, 3, 32, 32)).shape == (1, 5)
+
+
+def test_vit_start_refuses_what_it_cannot_use(tmp_path):
+    with pytest.raises(ModelError, match="no weights of its own"):
+        create_model("timesformer", 3, pretrained=True)
+    with pytest.raises(ModelError, match="only from a timm ViT"):
+        create_model("timesformer", 3, backbone="resnet18", image_size=SIZE)
+    with pytest.raises(ModelError, match="dim=64 disagree with vit_tiny_patch16_224"):
+        create_model("timesformer", 3, image_size=SIZE, backbone="vit_tiny_patch16_224", dim=64)
+    model = create_model("timesformer", 3, image_size=SIZE, backbone="vit_tiny_patch16_224")
+    sd = vit_state_dict(model) | {"blocks.0.ls1.gamma": torch.ones(192)}
+    with pytest.raises(ModelError, match="unsupported ViT parts blocks.0.ls1.gamma"):
+        load_vit_state_dict(model, sd)
+    sd = vit_state_dict(create_model("timesformer", 3, image_size=SIZE, **TINY_TF))
+    with pytest.raises(ModelError, match="missing blocks.10"):
+        load_vit_state_dict(model, sd)
+
+
+# ---- pretrained weights ----
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty torch hub cache: every download fails as it does here."""
+
+    def fail(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+
+
+def test_pretrained_weights_that_cannot_be_downloaded_fail_in_one_clear_line(offline):
+    for build in (lambda: create_model("frame_avg", 3, backbone="resnet18", pretrained=True),
+                  lambda: create_model("r2plus1d_18", 3, pretrained=True),
+                  lambda: SimpleModel(),  # the tutorial's default: pretrained resnet34
+                  lambda: RNNModel(torchvision.models.resnet18, n_out=3)):
+        with pytest.raises(ModelError, match="cannot get pretrained weights") as err:
+            build()
+        message = str(err.value)
+        assert "\n" not in message and "pretrained=False" in message and "URLError" in message
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_a_local_weights_file_loads_into_the_backbone(tmp_path, suffix):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    net = torchvision.models.resnet18()
+    path = tmp_path / f"resnet18{suffix}"
+    if suffix == ".safetensors":
+        save_file(net.state_dict(), path)
+    else:
+        torch.save({"state_dict": net.state_dict()}, path)
+    for name in ("frame_avg", "cnn_lstm", "tsm"):
+        model = create_model(name, 3, backbone="resnet18", image_size=SIZE, pretrained=str(path))
+        torch.testing.assert_close(first_layer(model).weight, net.conv1.weight, rtol=0, atol=0)
+        assert "pretrained" not in model.vidseq_config
+
+
+def test_unusable_weights_files_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="weights file .*missing.pth not found"):
+        create_model("frame_avg", 3, backbone="resnet18", pretrained=tmp_path / "missing.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ModelError, match="junk.pth cannot be read"):
+        create_model("frame_avg", 3, backbone="resnet18", pretrained=tmp_path / "junk.pth")
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "resnet34.pth")
+    with pytest.raises(ModelError, match="do not fit torchvision resnet18: keys .*unexpected"):
+        create_model("frame_avg", 3, backbone="resnet18", pretrained=tmp_path / "resnet34.pth")
+    torch.save({"model": nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a pickled module, not a state dict
+    with pytest.raises(ModelError, match="pickled.pth cannot be read"):
+        create_model("frame_avg", 3, backbone="resnet18", pretrained=tmp_path / "pickled.pth")
+
+
+# ---- backbones, the tutorial's names, fastai ----
+
+def test_timm_backbones_cnn_and_vit():
+    x = clips(2)
+    for backbone in ("timm/resnet10t", "timm/vit_tiny_patch16_224"):
+        model = create_model("frame_avg", 3, seq_len=T, image_size=SIZE, backbone=backbone)
+        assert model(x).shape == (2, 3)
+        assert model.vidseq_config["backbone"] == backbone
+    assert create_model("tsm", 3, image_size=SIZE, backbone="timm/resnet10t")(x).shape == (2, 3)
+
+
+def test_tutorial_constructors():
+    simple = SimpleModel(torchvision.models.resnet18, n_out=5, pretrained=False)
+    assert simple.vidseq_config["name"] == "frame_avg" and simple.vidseq_config["backbone"] == "resnet18"
+    assert simple(tuple(torch.randn(2, 3, 64, 64) for _ in range(5))).shape == (2, 5)
+    rebuilt = create_model(**simple.vidseq_config)
+    assert rebuilt.state_dict().keys() == simple.state_dict().keys()
+
+    rnn = RNNModel(torchvision.models.resnet18, 5, num_rnn_layers=2, pretrained=False, image_size=32).eval()
+    assert rnn.rnn.num_layers == 2 and rnn.vidseq_config["num_layers"] == 2
+    x = clips(3)
+    with torch.no_grad():  # the tutorial's h.view(bs, -1) mixed the batch items for 2 layers; this does not
+        torch.testing.assert_close(rnn(x[2:3])[0], rnn(x)[2], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ModelError, match="arch must be a torchvision model function"):
+        SimpleModel(lambda: None, pretrained=False)
+
+
+def test_fastai_learner_freezes_the_body_and_trains():
+    from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+
+    model = small_model("frame_avg")
+    items = [(clips(1, seed=i)[0], torch.tensor(i % N_CLASSES)) for i in range(8)]
+    dls = DataLoaders.from_dsets(items, items[:4], bs=4, device="cpu")
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=splitter)
+    learn.freeze()
+    body, head = splitter(model)
+    assert all(p.requires_grad for p in head)
+    assert not any(p.requires_grad for m in model.body.modules() if isinstance(m, nn.Conv2d)
+                   for p in m.parameters())
+    before = [p.detach().clone() for p in head]
+    learn.fit(1, 1e-3)
+    assert any(not torch.equal(a, p) for a, p in zip(before, head, strict=True))
+
+
+# ---- layers ----
+
+def test_temporal_shift_moves_channel_folds_by_one_frame():
+    b, t, c = 2, 3, 8
+    x = torch.arange(b * t * c, dtype=torch.float32).reshape(b * t, c, 1, 1) + 1
+    out = temporal_shift(x, n_frames=t, shift_div=4).reshape(b, t, c)
+    x = x.reshape(b, t, c)
+    torch.testing.assert_close(out[:, :-1, :2], x[:, 1:, :2])  # frame t <- t + 1
+    assert (out[:, -1, :2] == 0).all()
+    torch.testing.assert_close(out[:, 1:, 2:4], x[:, :-1, 2:4])  # frame t <- t - 1
+    assert (out[:, 0, 2:4] == 0).all()
+    torch.testing.assert_close(out[:, :, 4:], x[:, :, 4:])
+
+
+def test_r2plus1d_renormalises_imagenet_input_to_kinetics():
+    model = create_model("r2plus1d_18", 3)
+    raw = torch.rand(3, 2, 4, 4)
+    imagenet = (raw - torch.tensor([0.485, 0.456, 0.406])[:, None, None, None]) \
+        / torch.tensor([0.229, 0.224, 0.225])[:, None, None, None]
+    kinetics = (raw - torch.tensor([0.43216, 0.394666, 0.37645])[:, None, None, None]) \
+        / torch.tensor([0.22803, 0.22145, 0.216989])[:, None, None, None]
+    torch.testing.assert_close(imagenet * model.scale + model.shift, kinetics)
+
+
+def test_as_clip_rejects_bad_sequences():
+    with pytest.raises(ModelError, match="T tensors of shape"):
+        as_clip((torch.zeros(2, 3, 4, 4), torch.zeros(3, 4, 4)))
+    with pytest.raises(ModelError, match="T tensors of shape"):
+        as_clip(())
+
+
+@pytest.mark.skipif(not LUCIDRAINS, reason="timesformer-pytorch (the lucidrains extra) is not installed")
+def test_lucidrains_model_is_the_tutorials_class():
+    from timesformer_pytorch import TimeSformer
+
+    model = create_model("timesformer_lucidrains", 101, image_size=128)
+    assert isinstance(model.model, TimeSformer) and len(model.model.layers) == 12
