@@ -14,6 +14,7 @@ The tutorial's vocabulary is kept (`ImageTuple`, `get_action_dataloaders`) and m
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -138,6 +139,12 @@ def list_frames(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: (frame_number(p), p.name))
 
 
+@functools.lru_cache(maxsize=65536)
+def _listing(folder: str) -> tuple[Path, ...]:
+    """`list_frames`, remembered: a training run reads each folder every epoch."""
+    return tuple(list_frames(folder))
+
+
 def decode_image(path: Path, min_side: int | None = None, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, decoded at reduced size when its short side can shrink to
     no less than `min_side` (JPEG DCT scaling: 1/2, 1/4, 1/8). Oversized images are refused."""
@@ -185,7 +192,7 @@ def read_clip(path: str | Path, indices: Sequence[int], *, min_side: int | None 
     where the source can decode at reduced size cheaply (the caller resizes to the exact size)."""
     path = Path(path)
     if path.is_dir():
-        files = list_frames(path)
+        files = _listing(str(path))
         cache: dict[int, np.ndarray] = {}
         out = []
         for i in indices:
