@@ -409,3 +409,23 @@ def test_odd_sized_planes_encode_the_same_whatever_lies_after_them(shape):
         jpegs.add(simplejpeg.encode_jpeg_yuv_planes(_even_padded(y), u, u, quality=90))
     assert len(jpegs) == 1
     assert simplejpeg.decode_jpeg(jpegs.pop()).shape == (h, w, 3)
+
+
+def test_workers_start_by_spawn_beside_other_threads(tmp_path):
+    import threading
+
+    from vidseq.extract import _start_method
+
+    src = tmp_path / "src"
+    (src / "C").mkdir(parents=True)
+    write_video(src / "C" / "v.avi", frames_of(3), codec="mpeg4")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert _start_method() == "spawn"  # forking beside a live thread can deadlock the child
+        s = extract_dataset(src, tmp_path / "frames", workers=1, worker_hook=slow_hook)
+    finally:
+        stop.set()
+        thread.join()
+    assert s.done == 1 and len(frame_files(tmp_path / "frames" / "C" / "v")) == 3

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import faulthandler
 import io
 import json
 import multiprocessing as mp
@@ -37,6 +38,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -61,6 +63,7 @@ SPLIT_FOLDERS = ("ucfTrainTestlist", "testTrainMulti_7030_splits")
 #: Seconds a worker may spend on one video before it is killed and the video recorded as failed.
 DEFAULT_TIMEOUT = 600.0
 
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 _FRAME_NAME = re.compile(r"^(\d+)\.jpg$")
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-\d+$")
 
@@ -148,8 +151,7 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
             try:
                 for y, u, v in reader.yuv420():
                     data = simplejpeg.encode_jpeg_yuv_planes(_even_padded(y), u, v, quality=quality)
-                    with open(os.path.join(tmp, f"{n}.jpg"), "wb") as f:
-                        f.write(data)
+                    _write_file(os.path.join(tmp, f"{n}.jpg"), data)
                     n += 1
                     height, width = y.shape
             except VideoError as e:
@@ -164,6 +166,17 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
         raise
     return VideoRecord(video=str(video), label=video.parent.name, frames=n, fps=fps, width=width, height=height,
                        status=PARTIAL if reason else DONE, folder=str(out_dir), reason=reason)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Plain create + write + close: the cheapest way to put a small file on disk."""
+    fd = os.open(path, _WRITE_FLAGS, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _even_padded(y: np.ndarray) -> np.ndarray:
@@ -515,6 +528,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def _worker_main(conn, size: int | None, quality: int, hook: Callable[[Path], None] | None) -> None:
     """A worker process: extract the videos it is sent, one at a time, and send back records."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
+    faulthandler.disable()  # a decoder crash is reported by the parent, in the failures file
     while True:
         try:
             job = conn.recv()
@@ -568,6 +582,14 @@ class _Slot:
             self.job = None
 
 
+def _start_method() -> str:
+    """"fork" (workers start at once) where the parent runs a single Python thread, as the command line
+    does; "spawn" beside other threads (a notebook, a training job), where forking can deadlock."""
+    if "fork" in mp.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
 def _death_reason(proc) -> str:
     code = proc.exitcode
     if code is not None and code < 0:
@@ -582,7 +604,7 @@ def _run_pool(jobs: list[tuple[Path, str, Path]], *, size: int | None, quality: 
               timeout: float | None, hook) -> Iterator[tuple[str, VideoRecord]]:
     """Run `jobs` (video, relative path, out folder) on worker processes; yield (relative path, record)
     as each finishes. A worker that dies or times out yields a failed record and is replaced."""
-    ctx = mp.get_context("spawn")  # no fork: safe beside threads (torch, notebooks) and on every OS
+    ctx = mp.get_context(_start_method())
     pending = deque(jobs)
     slots = [_Slot(ctx, size, quality, hook) for _ in range(min(workers, len(jobs)))]
     try:

@@ -232,6 +232,7 @@ class FrameReader:
         self.size = size
         self.decoded = 0
         self._end_time: float | None = None
+        self._geom: tuple | None = None
         self._sws = VideoReformatter()  # one scaler for all frames: a new one per frame costs 4x
 
     def __enter__(self) -> FrameReader:
@@ -273,13 +274,16 @@ class FrameReader:
         return None
 
     def _geometry(self, frame) -> tuple[int, int, int]:
-        """(width, height, rotation) of the frame to produce before rotating."""
-        rotation = self.rotation or _frame_rotation(frame)
+        """(width, height, rotation) of the frame to produce before rotating (computed once per frame size)."""
         w, h = frame.width, frame.height
+        if self._geom is not None and self._geom[0] == (w, h):
+            return self._geom[1]
+        rotation = self.rotation or _frame_rotation(frame)
         dw, dh = (h, w) if rotation in (90, 270) else (w, h)
         tw, th = _target_size(dw, dh, self.size)
         if rotation in (90, 270):
             tw, th = th, tw
+        self._geom = ((w, h), (tw, th, rotation))
         return tw, th, rotation
 
     def _sws_threads(self) -> int:
