@@ -210,17 +210,20 @@ def plot_history(run: Path) -> Path | None:
 def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: Path | None = None):
     """The run's DataLoaders: items and split from `itemset`, clip settings from `cfg`."""
     from vidseq.data import dataloaders_from_items
+    from vidseq.distributed import is_rank0, rank0_first
 
+    verbose = cfg.verbose and is_rank0()
     cache = None
     if cfg.cache:
         from vidseq.cache import build_cache
 
         cache_dir = Path(run or ".") / "cache"
-        cache = build_cache([it.path for it in itemset.items], cache_dir, labels=[it.label for it in itemset.items],
-                            size=round(cfg.size * 1.15), workers=cfg.workers, progress=cfg.verbose)
+        cache = rank0_first(lambda: build_cache([it.path for it in itemset.items], cache_dir,
+                                                labels=[it.label for it in itemset.items],
+                                                size=round(cfg.size * 1.15), workers=cfg.workers, progress=verbose))
     return dataloaders_from_items(itemset, bs=cfg.bs, image_size=cfg.size, seq_len=cfg.frames, sampler=cfg.sampler,
                                   augment=cfg.augment, flip=cfg.flip, workers=cfg.workers, device=device,
-                                  seed=cfg.seed, cache=cache, verbose=cfg.verbose)
+                                  seed=cfg.seed, cache=cache, verbose=verbose)
 
 
 def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> dict[str, Any]:
@@ -245,7 +248,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     from fastai.torch_core import set_seed
 
     from vidseq.datasets import load_items
-    from vidseq.distributed import is_rank0, rank_info
+    from vidseq.distributed import is_rank0, on_rank0, rank_info, setup, sync_batchnorm
     from vidseq.models import create_model, list_models, splitter
 
     if cfg.model not in list_models():
@@ -254,6 +257,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     dist = rank_info()
     if dist.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    setup(device)  # joins torchrun's process group (nccl on GPUs, gloo on CPU); nothing in one process
     precision = resolve_precision(cfg.precision, device)
     run = Path(cfg.out or f"runs/{cfg.model}")
     state_file = run / CHECKPOINT / "state.json"
@@ -290,7 +294,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if saved is not None:  # a resumed run keeps its own schedule
         recipe.update({k: saved["train"][k] for k in ("epochs", "freeze_epochs", "lr")})
 
-    run.mkdir(parents=True, exist_ok=True)
+    if is_rank0():
+        run.mkdir(parents=True, exist_ok=True)
     model_kwargs = dict(cfg.model_kwargs)
     if saved is not None:
         model = create_model(**{**saved["model"], "pretrained": False})
@@ -299,7 +304,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                              backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
     dls = build_dataloaders(cfg, itemset, device=device, run=run)
     if cfg.sync_bn and dist.world_size > 1:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = sync_batchnorm(model, device)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5_for(len(itemset.classes))],
                     splitter=splitter, path=run, model_dir=".")
     if precision in ("bf16", "fp16"):
@@ -309,7 +314,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         learn.logger = _quiet
 
     if saved is None and cfg.lr == "auto":
-        recipe["lr"] = _find_lr(learn, run, freeze=recipe["freeze_epochs"] > 0)
+        recipe["lr"] = on_rank0(lambda: _find_lr(learn, run, freeze=recipe["freeze_epochs"] > 0))
     config = run_config(cfg, model, itemset, recipe)
     if is_rank0():
         atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
@@ -318,11 +323,11 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     total = recipe["freeze_epochs"] + recipe["epochs"]
     start = time.time()
-    ctx = dist.context(learn) if dist.world_size > 1 else _nullcontext(learn)
+    ctx = dist.context(learn, verbose=cfg.verbose) if dist.world_size > 1 else _nullcontext(learn)
     with ctx:
         _fit(learn, run, recipe, done=done, resume=saved is not None, device=device, rank0=is_rank0())
-    seconds = time.time() - start
-    values = learn.validate()
+        seconds = time.time() - start
+        values = learn.validate()  # under several processes: gathered over all ranks, each clip once
     names = ["valid_loss", "accuracy", "top5"]
     metrics = {k: float(v) for k, v in zip(names, values)}
     if is_rank0():
