@@ -29,6 +29,9 @@ app = typer.Typer(
 )
 
 
+_ARGV: list[str] = []
+
+
 def _size(value: str) -> tuple[int, int]:
     try:
         w, h = (int(x) for x in value.lower().split("x"))
@@ -122,7 +125,7 @@ def train(
     if gpus > 1:
         from vidseq.distributed import launch
 
-        raise typer.Exit(launch(gpus, sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", data]))
+        raise typer.Exit(launch(gpus, list(_ARGV)))
     lr_value: float | str | None = None
     if lr is not None:
         if lr == "auto":
@@ -389,7 +392,8 @@ def extract(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2."""
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    _ARGV[:] = args  # the command line as given, for commands that start child processes (train --gpus)
     try:
         rv = app(args=args, prog_name="vidseq", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
