@@ -429,3 +429,21 @@ def test_workers_start_by_spawn_beside_other_threads(tmp_path):
         stop.set()
         thread.join()
     assert s.done == 1 and len(frame_files(tmp_path / "frames" / "C" / "v")) == 3
+
+
+def _dies_at_start(conn, *args):
+    os._exit(1)
+
+
+def test_workers_that_cannot_start_stop_the_run_without_blaming_videos(tmp_path, monkeypatch):
+    import vidseq.extract as extract
+    from vidseq.errors import VidseqError
+
+    src = tmp_path / "src"
+    (src / "C").mkdir(parents=True)
+    write_video(src / "C" / "v.avi", frames_of(2), codec="mpeg4")
+    monkeypatch.setattr(extract, "_start_method", lambda: "fork")  # the patched target reaches the child
+    monkeypatch.setattr(extract, "_worker_main", _dies_at_start)
+    with pytest.raises(VidseqError, match="worker processes exit as they start"):
+        extract_dataset(src, tmp_path / "frames", workers=2)
+    assert (tmp_path / "frames" / "failures.jsonl").read_text() == ""  # no video was blamed

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import DatasetError, VideoError
+from vidseq.errors import DatasetError, VideoError, VidseqError
 from vidseq.video import VIDEO_EXTENSIONS, FrameReader, is_video_file, probe
 
 #: Statuses of a manifest row. A ``partial`` video is truncated: its folder holds the frames that
@@ -525,10 +525,14 @@ def _atomic_write(path: Path, text: str) -> None:
 # ----------------------------------------------------------------------------------------- the worker pool
 
 
+_READY = "ready"  # a worker's first message: it started and imported what it needs
+
+
 def _worker_main(conn, size: int | None, quality: int, hook: Callable[[Path], None] | None) -> None:
     """A worker process: extract the videos it is sent, one at a time, and send back records."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
     faulthandler.disable()  # a decoder crash is reported by the parent, in the failures file
+    conn.send(_READY)
     while True:
         try:
             job = conn.recv()
@@ -558,12 +562,32 @@ class _Slot:
         child.close()
         self.job: tuple[Path, str, Path] | None = None
         self.started = 0.0
+        self.ready = False  # sent _READY: it got past its start
+        self.closed = False
 
     def give(self, job: tuple[Path, str, Path]) -> None:
         self.job, self.started = job, time.monotonic()
-        self.conn.send((job[1], str(job[0]), str(job[2])))
+        try:
+            self.conn.send((job[1], str(job[0]), str(job[2])))
+        except OSError:  # the worker is gone already: the pool finds it dead and deals with the job
+            pass
+
+    def poll(self):
+        """The job's result if it has come, else None (and notes a _READY on the way)."""
+        try:
+            while self.conn.poll():
+                msg = self.conn.recv()
+                if msg == _READY:
+                    self.ready = True
+                else:
+                    return msg
+        except (EOFError, OSError):
+            pass
+        return None
 
     def stop(self, *, kill: bool = False) -> None:
+        if self.closed:
+            return
         if kill or self.job is not None:
             self.proc.kill()
         else:
@@ -576,6 +600,7 @@ class _Slot:
             self.proc.kill()
             self.proc.join()
         self.conn.close()
+        self.closed = True
         if self.job is not None:  # whatever it had half-written
             out = self.job[2]
             shutil.rmtree(_tmp_dir(out, self.proc.pid), ignore_errors=True)
@@ -603,14 +628,18 @@ def _death_reason(proc) -> str:
 def _run_pool(jobs: list[tuple[Path, str, Path]], *, size: int | None, quality: int, workers: int,
               timeout: float | None, hook) -> Iterator[tuple[str, VideoRecord]]:
     """Run `jobs` (video, relative path, out folder) on worker processes; yield (relative path, record)
-    as each finishes. A worker that dies or times out yields a failed record and is replaced."""
+    as each finishes. A worker that dies or times out yields a failed record and is replaced; workers
+    that die before they have started (three in a row) stop the run with VidseqError."""
     ctx = mp.get_context(_start_method())
     pending = deque(jobs)
     slots = [_Slot(ctx, size, quality, hook) for _ in range(min(workers, len(jobs)))]
+    false_starts = 0
     try:
         while True:
-            for slot in slots:
+            for i, slot in enumerate(slots):
                 if slot.job is None and pending:
+                    if slot.closed:
+                        slot = slots[i] = _Slot(ctx, size, quality, hook)
                     slot.give(pending.popleft())
             busy = [s for s in slots if s.job is not None]
             if not busy:
@@ -618,34 +647,36 @@ def _run_pool(jobs: list[tuple[Path, str, Path]], *, size: int | None, quality: 
             now = time.monotonic()
             wait_for = 1.0 if timeout is None else max(0.0, min(s.started + timeout for s in busy) - now)
             ready = set(wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=min(wait_for, 1.0)))
-            for i, slot in enumerate(slots):
-                if slot.job is None:
-                    continue
-                rel = slot.job[1]
+            for slot in busy:
+                job = slot.job
                 if slot.conn in ready or slot.proc.sentinel in ready:
-                    try:
-                        if slot.conn.poll():
-                            key, rec = slot.conn.recv()
-                            slot.job = None
-                            yield key, rec
-                            continue
-                    except (EOFError, OSError):
-                        pass
+                    result = slot.poll()
+                    if slot.ready:
+                        false_starts = 0
+                    if result is not None:
+                        slot.job = None
+                        yield result
+                        continue
                     if slot.proc.is_alive():
                         continue
                     reason = _death_reason(slot.proc)
+                    if not slot.ready:  # not the video's fault: the worker could not start at all
+                        slot.stop(kill=True)
+                        pending.appendleft(job)
+                        false_starts += 1
+                        if false_starts >= 3:
+                            raise VidseqError(f"worker processes exit as they start ({reason}); run vidseq "
+                                              "from a script file or the command line, or check memory")
+                        continue
                 elif timeout is not None and time.monotonic() - slot.started > timeout:
                     reason = f"timed out after {timeout:g} s (the worker was stopped)"
                 else:
                     continue
                 slot.stop(kill=True)
-                if pending:
-                    slots[i] = _Slot(ctx, size, quality, hook)
-                yield rel, VideoRecord(rel, "", reason=reason)
+                yield job[1], VideoRecord(job[1], "", reason=reason)
     finally:
         for slot in slots:
-            if slot.proc.exitcode is None or slot.job is not None:
-                slot.stop()
+            slot.stop()
 
 
 class _Progress:
