@@ -143,7 +143,7 @@ def test_extract_dataset_layout_manifest_and_failures(tree, tmp_path):
     assert list(rows) == sorted(rows) and set(rows) == set(GOOD) | set(BROKEN) | {PARTIAL}
     row = rows["Walk/mpeg4.avi"]
     assert row == {"video": "Walk/mpeg4.avi", "label": "Walk", "frames": "10", "fps": "25", "width": "48",
-                   "height": "32", "status": "done", "folder": "Walk/mpeg4"}
+                   "height": "32", "status": "done", "folder": "Walk/mpeg4", "reason": ""}
     assert rows["deep/a/b/nested.mov"]["label"] == "b" and (dest / "deep/a/b/nested/0.jpg").is_file()
     assert rows["Run/rotated.mp4"]["width"] == "32"
     assert rows[PARTIAL]["status"] == "partial" and 5 <= int(rows[PARTIAL]["frames"]) < 30
@@ -154,8 +154,11 @@ def test_extract_dataset_layout_manifest_and_failures(tree, tmp_path):
 
     failures = [json.loads(line) for line in (dest / "failures.jsonl").read_text().splitlines()]
     reasons = {f["video"]: f["reason"] for f in failures}
-    assert set(reasons) == set(BROKEN)
+    assert set(reasons) == set(BROKEN) | {PARTIAL}
+    assert {f["status"] for f in failures if f["video"] != PARTIAL} == {"failed"}
     assert "empty file" in reasons["Walk/empty.avi"] and "not a readable video" in reasons["Walk/text.avi"]
+    assert "of the 30 the container declares" in reasons[PARTIAL] or "of the 30 frames" in reasons[PARTIAL]
+    assert rows[PARTIAL]["reason"] == reasons[PARTIAL] and rows["Walk/empty.avi"]["reason"]
     assert not list(dest.rglob("*.tmp-*")) and [r.video for r in read_manifest(dest)] == sorted(rows)
 
 

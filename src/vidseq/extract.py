@@ -16,7 +16,8 @@ Reliability:
   timeout is recorded as a failure and replaced, and the run goes on.
 
 Records: ``DEST/manifest.csv`` (one row per video: video, label, frames, fps, width, height, status,
-folder) and ``DEST/failures.jsonl`` (video, reason). A run with ``shard=(i, n)`` writes
+folder, reason) and ``DEST/failures.jsonl`` (one line per failed or partial video: video, status,
+reason). A run with ``shard=(i, n)`` writes
 ``manifest-shard-i-of-n.csv`` and ``failures-shard-i-of-n.jsonl`` instead, so shards never write the
 same file; a later run without a shard (it finds every folder complete) merges them into
 ``manifest.csv``. :func:`read_manifest` reads whichever are there.
@@ -55,7 +56,7 @@ from vidseq.video import VIDEO_EXTENSIONS, FrameReader, is_video_file, probe
 #: Statuses of a manifest row. A ``partial`` video is truncated: its folder holds the frames that
 #: decoded before the damage. A ``failed`` one has no folder.
 DONE, PARTIAL, FAILED = "done", "partial", "failed"
-MANIFEST_FIELDS = ("video", "label", "frames", "fps", "width", "height", "status", "folder")
+MANIFEST_FIELDS = ("video", "label", "frames", "fps", "width", "height", "status", "folder", "reason")
 
 #: Official split-list folders copied along from SRC or its parent: UCF101's and HMDB51's.
 SPLIT_FOLDERS = ("ucfTrainTestlist", "testTrainMulti_7030_splits")
@@ -84,7 +85,8 @@ class VideoRecord:
 
     def row(self) -> dict:
         return {"video": self.video, "label": self.label, "frames": self.frames, "fps": f"{self.fps:.6g}",
-                "width": self.width, "height": self.height, "status": self.status, "folder": self.folder}
+                "width": self.width, "height": self.height, "status": self.status, "folder": self.folder,
+                "reason": self.reason}
 
     @classmethod
     def from_row(cls, row: dict) -> VideoRecord | None:
@@ -92,7 +94,7 @@ class VideoRecord:
         try:
             rec = cls(video=row["video"], label=row["label"], frames=int(row["frames"]), fps=float(row["fps"]),
                       width=int(row["width"]), height=int(row["height"]), status=row["status"],
-                      folder=row.get("folder") or "")
+                      folder=row.get("folder") or "", reason=row.get("reason") or "")
         except (KeyError, TypeError, ValueError):
             return None
         return rec if rec.video and rec.status in (DONE, PARTIAL, FAILED) else None
@@ -159,7 +161,11 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
             fps = reader.fps
             if n == 0:
                 raise VideoError(f"{video}: no frame could be decoded" + (f" ({damage})" if damage else ""))
-            reason = damage or reader.incomplete() or ""
+            if damage:
+                declared = f" of the {reader.declared} the container declares" if reader.declared else ""
+                reason = f"{damage}; kept the {n} frames{declared} decoded before it"
+            else:
+                reason = reader.incomplete() or ""
         _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -511,8 +517,8 @@ def _csv_text(records: list[VideoRecord]) -> str:
 
 
 def _write_failures(path: Path, records: list[VideoRecord]) -> None:
-    lines = [json.dumps({"video": r.video, "reason": r.reason}, ensure_ascii=False) + "\n"
-             for r in records if r.status == FAILED]
+    lines = [json.dumps({"video": r.video, "status": r.status, "reason": r.reason}, ensure_ascii=False) + "\n"
+             for r in records if r.status != DONE]
     _atomic_write(path, "".join(lines))
 
 
