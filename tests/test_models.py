@@ -86,6 +86,15 @@ def test_unknown_model_option_and_arguments_are_clear_errors():
         small_model("frame_avg")(torch.zeros(2, 3, SIZE, SIZE))
 
 
+def test_an_optional_model_that_is_not_installed_says_what_to_install(monkeypatch):
+    from vidseq.models import _registry
+
+    monkeypatch.setitem(_registry._UNAVAILABLE, "fancy_net", "install the fancy extra")
+    with pytest.raises(ModelError, match="model fancy_net is not available here: install the fancy extra"):
+        create_model("fancy_net", 3)
+    assert "fancy_net" not in list_models()
+
+
 # ---- every registered model ----
 
 @pytest.mark.parametrize("name", list_models())

@@ -12,6 +12,7 @@ from torch import nn
 from vidseq.errors import ModelError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_UNAVAILABLE: dict[str, str] = {}  # optional models whose extra is not installed: name -> what to do
 _COMMON = ("n_classes", "seq_len", "image_size", "backbone", "pretrained")
 
 
@@ -30,6 +31,11 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+def register_unavailable(name: str, hint: str) -> None:
+    """Note an optional model whose dependencies are missing; asking for it says `hint` (what to install)."""
+    _UNAVAILABLE[name] = hint
+
+
 def list_models() -> list[str]:
     """Names of the registered models, sorted."""
     return sorted(_MODELS)
@@ -42,6 +48,8 @@ def model_options(name: str) -> dict[str, Any]:
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in _MODELS and name in _UNAVAILABLE:
+        raise ModelError(f"model {name} is not available here: {_UNAVAILABLE[name]}")
     if name not in _MODELS:
         raise ModelError(f"unknown model {name!r}: choose one of {', '.join(list_models())}")
     return _MODELS[name]
@@ -136,4 +144,5 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["create_model", "list_models", "model_options", "param_count", "register_model", "splitter"]
+__all__ = ["create_model", "list_models", "model_options", "param_count", "register_model", "register_unavailable",
+           "splitter"]

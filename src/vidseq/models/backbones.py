@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
@@ -45,7 +46,7 @@ class TimmFeatures(nn.Module):
         f = self.model.forward_features(x)
         if f.ndim == 4 and f.shape[1] == self.n_features:
             return f
-        return self.model.forward_head(f, pre_logits=True)[:, :, None, None]
+        return rearrange(self.model.forward_head(f, pre_logits=True), "n f -> n f 1 1")
 
 
 def _torchvision_body(name: str, pretrained: Pretrained) -> nn.Module:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
-from vidseq.models._registry import register_model
+from vidseq.models._registry import register_model, register_unavailable
 from vidseq.models.layers import as_clip
 from vidseq.models.weights import Pretrained
 
@@ -57,3 +57,6 @@ if AVAILABLE:
         return LucidrainsTimeSformer(n_classes, seq_len=seq_len, image_size=image_size[0], patch_size=patch_size,
                                      dim=dim, depth=depth, heads=heads, dim_head=dim_head,
                                      attn_dropout=attn_dropout, ff_dropout=ff_dropout)
+else:
+    register_unavailable("timesformer_lucidrains", "install the lucidrains extra: pip install 'vidseq[lucidrains]' "
+                         "(timesformer-pytorch==0.4.1)")

@@ -1,0 +1,228 @@
+"""Training-step speed and peak memory of every vidseq model, and vidseq's timesformer against lucidrains'
+timesformer-pytorch 0.4.1 (the tutorial's model) at the tutorial's configuration, in the same run.
+
+Random clips (5 frames, 128 px, 101 classes), AdamW, cross-entropy; bf16 autocast on a GPU, float32 on CPU.
+Each model runs in its own process so that peak memory is its own: on a GPU torch's peak allocated memory,
+on CPU the growth of the process's peak resident memory over the training steps. Speed is the batch size over
+the fastest step time: with --repeats R every model runs R times and keeps its fastest step (other work on
+a shared machine only ever adds time). vidseq's timesformer and lucidrains' are also timed together in one
+process, taking their steps in turn, so that both see the same machine: their speed ratio comes from there.
+
+    python benchmarks/models.py                       # GPU: bs 32, eager and torch.compile'd
+    python benchmarks/models.py --device cpu          # CPU: bs 8, fewer steps (a few minutes on 2 cores)
+    python benchmarks/models.py --models timesformer,timesformer_lucidrains --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+DEFAULT_MODELS = ["frame_avg", "cnn_lstm", "tsm", "r2plus1d_18", "timesformer", "timesformer_lucidrains"]
+N_CLASSES = 101
+
+
+def machine(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {len(os.sched_getaffinity(0))} cores, torch {torch.__version__}"
+    if device == "cuda":
+        text = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); {text}"
+    return text
+
+
+def _rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def worker(args: argparse.Namespace) -> list[dict]:
+    """Time training steps of the models named in `args.worker` (comma-separated) in this process.
+
+    Several models take their timed steps in turn (A, B, A, B, ...), so that other work on the machine slows
+    them alike; peak memory is measured only for a single model.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from vidseq.models import create_model, param_count
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    x = torch.randn(args.bs, args.frames, 3, args.size, args.size, device=device)
+    y = torch.randint(0, N_CLASSES, (args.bs,), device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def make_step(name: str):
+        torch.manual_seed(0)
+        model = create_model(name, N_CLASSES, seq_len=args.frames, image_size=args.size).to(device)
+        step_model = torch.compile(model) if args.compiled else model
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step() -> None:
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                loss = F.cross_entropy(step_model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sync()
+
+        return param_count(model), step
+
+    names = args.worker.split(",")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    base = _rss_bytes()
+    steps, params, warmup_s, times = {}, {}, {}, {n: [] for n in names}
+    for name in names:
+        params[name], steps[name] = make_step(name)
+        t0 = time.perf_counter()
+        for _ in range(max(args.warmup, 2) if args.compiled else args.warmup):  # compile, then einops' recompile
+            steps[name]()
+        warmup_s[name] = time.perf_counter() - t0
+    for _ in range(args.steps):
+        for name in names:
+            t0 = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - t0)
+    peak = None
+    if len(names) == 1:
+        peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base) / 2**20
+    return [{"model": n, "compiled": args.compiled, "params": params[n], "bs": args.bs, "step_s": min(times[n]),
+             "median_step_s": statistics.median(times[n]), "clips_per_s": args.bs / min(times[n]),
+             "peak_mib": peak, "warmup_s": warmup_s[n], "steps": args.steps} for n in names]
+
+
+def run_worker(names: list[str], compiled: bool, args: argparse.Namespace) -> list[dict]:
+    cmd = [sys.executable, __file__, "--worker", ",".join(names), "--device", args.device, "--bs", str(args.bs),
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--frames", str(args.frames),
+           "--size", str(args.size), "--threads", str(args.threads)] + (["--compiled"] if compiled else [])
+    label = " / ".join(names) + (" (compiled)" if compiled else "")
+    print(f"  {label} ...", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  {label}: failed ({tail})", file=sys.stderr)
+        return []
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| model | mode | params (M) | step (ms) | clips/s | peak memory (MiB) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']} | {'compiled' if r['compiled'] else 'eager'} | {r['params'] / 1e6:.1f} | "
+                     f"{r['step_s'] * 1000:.0f} | {r['clips_per_s']:.1f} | {r['peak_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def duel_table(duels: dict[bool, list[dict]], single: dict[tuple[str, bool], dict]) -> str:
+    lines = ["| mode | timesformer step (ms) | lucidrains step (ms) | speed: timesformer / lucidrains | "
+             "peak memory: timesformer / lucidrains |", "|---|---|---|---|---|"]
+    for compiled, (ours, theirs) in duels.items():
+        a, b = single.get((ours["model"], compiled)), single.get((theirs["model"], compiled))
+        memory = f"{a['peak_mib'] / b['peak_mib']:.2f}x" if a and b and b["peak_mib"] > 0 else "-"
+        lines.append(f"| {'compiled' if compiled else 'eager'} | {ours['median_step_s'] * 1000:.0f} "
+                     f"(fastest {ours['step_s'] * 1000:.0f}) | {theirs['median_step_s'] * 1000:.0f} "
+                     f"(fastest {theirs['step_s'] * 1000:.0f}) | "
+                     f"**{theirs['median_step_s'] / ours['median_step_s']:.2f}x** "
+                     f"(fastest: {theirs['step_s'] / ours['step_s']:.2f}x) | **{memory}** |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="cuda, cpu or auto (cuda when available)")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated registry names")
+    parser.add_argument("--bs", type=int, default=None, help="clips per batch (default 32 on GPU, 8 on CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on GPU, 3 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed first steps (default 5 GPU, 1 CPU)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs of each model, alternating; the "
+                        "fastest step counts (default 1 on GPU, 2 on CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per process (default 1 on CPU: "
+                        "on a shared machine a second thread waits on whichever core another job holds)")
+    parser.add_argument("--frames", type=int, default=5)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models (default on GPU)")
+    parser.add_argument("--no-compile", action="store_true", help="eager only")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    gpu = args.device == "cuda"
+    args.bs = args.bs or (32 if gpu else 8)
+    args.steps = args.steps or (20 if gpu else 3)
+    args.warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
+    args.repeats = args.repeats or (1 if gpu else 2)
+    args.threads = args.threads if args.threads is not None else (0 if gpu else 1)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+
+    modes = [False] + ([True] if (args.compile or gpu) and not args.no_compile else [])
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    print(f"machine: {machine(args.device)}", file=sys.stderr)
+    best: dict[tuple[str, bool], dict] = {}
+    for _ in range(args.repeats):  # each model alone in a process: its speed and its own peak memory
+        for compiled in modes:
+            for name in names:
+                for r in run_worker([name], compiled, args):
+                    key = (name, compiled)
+                    if key not in best or r["step_s"] < best[key]["step_s"]:
+                        best[key] = r
+    results = [best[(n, c)] for c in modes for n in names if (n, c) in best]
+    duels: dict[bool, list[dict]] = {}
+    if {"timesformer", "timesformer_lucidrains"} <= set(names):  # the two in one process, steps taken in turn
+        duel_args = argparse.Namespace(**{**vars(args), "steps": args.steps * args.repeats * 2})
+        for compiled in modes:
+            pair = run_worker(["timesformer", "timesformer_lucidrains"], compiled, duel_args)
+            if pair:
+                duels[compiled] = pair
+    given = argv if argv is not None else sys.argv[1:]
+    header = (f"`python benchmarks/models.py{''.join(' ' + a for a in given)}`\n\nMachine: {machine(args.device)}. "
+              "Training steps of random clips: "
+              f"bs {args.bs}, {args.frames} frames, {args.size} px, {N_CLASSES} classes, AdamW, "
+              f"{'bf16 autocast' if gpu else 'float32'}; fastest of {args.repeats} x {args.steps} steps after "
+              f"{args.warmup} warm-up (2 when compiled){'' if gpu else f', {args.threads} CPU thread(s)'}; "
+              f"peak memory = {'torch.cuda.max_memory_allocated' if gpu else 'growth of peak RSS over the steps'}.\n")
+    print(header)
+    print(table(results))
+    if duels:
+        print(f"\nvidseq's timesformer against lucidrains' timesformer-pytorch 0.4.1 (the tutorial's configuration), "
+              f"both in one process taking {args.steps * args.repeats * 2} timed steps in turn; median step times "
+              "(fastest in brackets); peak memory from the runs above:\n")
+        print(duel_table(duels, best))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(args.device), "results": results,
+                                         "duels": {str(k): v for k, v in duels.items()}}, indent=1))
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
