@@ -142,7 +142,6 @@ class RunCheckpoint(Callback):
         ck.mkdir(exist_ok=True)
         save_weights(self.learn.model, ck / WEIGHTS)
         save_optimizer(self.learn.opt, ck / "optimizer.safetensors")
-        atomic_write_text(ck / "state.json", json.dumps({"epochs_done": done, "phase": self.phase}))
         shutil.copyfile(ck / WEIGHTS, self.run / (WEIGHTS + ".tmp"))
         (self.run / (WEIGHTS + ".tmp")).replace(self.run / WEIGHTS)
         rec = self.learn.recorder
@@ -150,6 +149,8 @@ class RunCheckpoint(Callback):
         values = rec.log[1:] if len(rec.log) == len(rec.metric_names) else rec.log
         row = dict(zip(["epoch"] + names[: len(values)], [done] + list(values)))
         _append_metrics(self.run / "metrics.csv", row)
+        # last: a run killed before this line redoes the epoch, so every epoch counted done is on record
+        atomic_write_text(ck / "state.json", json.dumps({"epochs_done": done, "phase": self.phase}))
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:
@@ -222,8 +223,25 @@ def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: P
                                                 labels=[it.label for it in itemset.items],
                                                 size=round(cfg.size * 1.15), workers=cfg.workers, progress=verbose))
     return dataloaders_from_items(itemset, bs=cfg.bs, image_size=cfg.size, seq_len=cfg.frames, sampler=cfg.sampler,
-                                  augment=cfg.augment, flip=cfg.flip, workers=cfg.workers, device=device,
-                                  seed=cfg.seed, cache=cache, verbose=verbose)
+                                  augment=cfg.augment, flip=cfg.flip, workers=loader_workers(cfg.workers, device),
+                                  device=device, seed=cfg.seed, cache=cache, verbose=verbose)
+
+
+def loader_workers(workers: int | None, device: torch.device) -> int:
+    """DataLoader worker processes when not given: one per core (at most 16) when a GPU computes.
+
+    On a CPU the model's own threads need the cores: decoding in worker processes beside them
+    oversubscribes a small machine (the compute threads then stall at every barrier), and decoding
+    costs little next to the model there. So no workers up to 4 cores, then a quarter of them.
+    """
+    if workers is not None:
+        return workers
+    from vidseq.data import default_workers
+
+    cores = default_workers()
+    if device.type == "cuda":
+        return cores
+    return 0 if cores <= 4 else cores // 4
 
 
 def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> dict[str, Any]:
