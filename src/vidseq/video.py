@@ -71,6 +71,9 @@ def _open(path: str | Path, max_pixels: int):
         raise VideoError(f"{path}: has no video stream")
     stream = container.streams.video[0]
     cc = stream.codec_context
+    if cc is None:  # FFmpeg found a video stream but no codec for it (a damaged or cut-off header)
+        container.close()
+        raise VideoError(f"{path}: the video stream's codec is unknown or its header is damaged")
     if cc.width <= 0 or cc.height <= 0:
         container.close()
         raise VideoError(f"{path}: video stream has no frame size ({cc.width}x{cc.height})")
@@ -112,7 +115,8 @@ def probe(path: str | Path, *, exact: bool = False, max_pixels: int = MAX_PIXELS
     """Frame count, fps, duration, size, codec and rotation of a video.
 
     The frame count comes from the container when it declares one, else from counting the stream's
-    packets (no decoding); `exact=True` decodes every frame and counts what comes out.
+    packets (no decoding); `exact=True` decodes every frame and counts what comes out (in a damaged
+    file, the frames before the damage; VideoError when not even the first frame decodes).
     Width and height are those of the displayed picture (after rotation).
     """
     container, stream = _open(path, max_pixels)
@@ -120,7 +124,13 @@ def probe(path: str | Path, *, exact: bool = False, max_pixels: int = MAX_PIXELS
         cc = stream.codec_context
         fps = _fps(stream)
         if exact:
-            frames = sum(1 for _ in _decode(container, stream, path))
+            frames = 0
+            try:
+                for _ in _decode(container, stream, path):
+                    frames += 1
+            except VideoError:
+                if not frames:
+                    raise
         else:
             frames = stream.frames or 0
             if frames <= 0:
@@ -232,7 +242,7 @@ class FrameReader:
         self.size = size
         self.decoded = 0
         self._end_time: float | None = None
-        self._geom: tuple | None = None
+        self._geom: tuple[int, int, int] | None = None
         self._sws = VideoReformatter()  # one scaler for all frames: a new one per frame costs 4x
 
     def __enter__(self) -> FrameReader:
@@ -274,16 +284,17 @@ class FrameReader:
         return None
 
     def _geometry(self, frame) -> tuple[int, int, int]:
-        """(width, height, rotation) of the frame to produce before rotating (computed once per frame size)."""
+        """(width, height, rotation) of the frame to produce before rotating, computed from the first frame:
+        frames of another size later on (a resolution switch, or damage) are scaled to the same output size."""
+        if self._geom is not None:
+            return self._geom
         w, h = frame.width, frame.height
-        if self._geom is not None and self._geom[0] == (w, h):
-            return self._geom[1]
         rotation = self.rotation or _frame_rotation(frame)
         dw, dh = (h, w) if rotation in (90, 270) else (w, h)
         tw, th = _target_size(dw, dh, self.size)
         if rotation in (90, 270):
             tw, th = th, tw
-        self._geom = ((w, h), (tw, th, rotation))
+        self._geom = (tw, th, rotation)
         return tw, th, rotation
 
     def _sws_threads(self) -> int:
@@ -361,14 +372,18 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
         last = max(wanted)
         needed = set(wanted)
         got: dict[int, np.ndarray] = {}
-        for i, frame in enumerate(reader._frames()):
-            if i in needed:
-                got[i] = reader._to_rgb(frame)
-            if i >= last:
-                break
+        damage = ""
+        try:
+            for i, frame in enumerate(reader._frames()):
+                if i in needed:
+                    got[i] = reader._to_rgb(frame)
+                if i >= last:
+                    break
+        except VideoError as e:  # damage before the last frame asked for: as if the video ended there
+            damage = f" ({str(e).removeprefix(f'{path}: ')})"
         if len(got) < len(needed):
             missing = min(needed - set(got))
-            raise VideoError(f"{path}: frame {missing} asked for, but only {reader.decoded} frames decode")
+            raise VideoError(f"{path}: frame {missing} asked for, but only {reader.decoded} frames decode{damage}")
         return np.stack([got[i] for i in wanted])
 
 
