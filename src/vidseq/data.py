@@ -19,7 +19,8 @@ import math
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -168,7 +169,11 @@ def decode_image(path: Path, min_side: int | None = None, *, max_pixels: int = M
             return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=mh, min_width=mw)
         except ValueError:
             pass  # e.g. CMYK or a progressive oddity: PIL below
-    with Image.open(path) as im:
+    try:
+        im = Image.open(path)
+    except (OSError, Image.DecompressionBombError) as e:  # not an image (UnidentifiedImageError), or a bomb
+        raise VideoError(f"{path}: not a readable image ({e})") from None
+    with im:
         if im.width * im.height > max_pixels:
             raise VideoError(f"{path}: image of {im.width}x{im.height} exceeds the limit of {max_pixels} pixels")
         if min_side:
@@ -231,16 +236,24 @@ class ClipTfm(Transform):
     validation set). On the training set with `augment`, one random resized crop (and, with `flip`, one
     horizontal flip; off by default, since it swaps left and right motion) is drawn per clip and applied
     to every frame; otherwise the centre square is taken.
+
+    Given `stand_ins` (item path -> its group, e.g. its label and split), an item that turns out unreadable
+    while loading (a damaged video, an oversized JPEG) is reported once on stderr and left out from then
+    on: a clip of another item of its group stands in for it, so that one bad file does not stop a
+    training run. `load` itself raises.
     """
 
     def __init__(self, seq_len: int = 5, image_size: int = 64, *, sampler: str = "first", pad: Pad = "repeat",
                  step: int = 2, augment: bool = False, flip: bool = False, scale: tuple[float, float] = (0.45, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), frame_counts: dict[str, int] | None = None):
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), frame_counts: dict[str, int] | None = None,
+                 stand_ins: dict[str, Hashable] | None = None):
         super().__init__()
         get_sampler(sampler)  # fail early on a bad name
         self.seq_len, self.image_size, self.sampler, self.pad, self.step = seq_len, image_size, sampler, pad, step
         self.augment, self.flip, self.scale, self.ratio = augment, flip, scale, ratio
         self.frame_counts = dict(frame_counts or {})
+        self.stand_ins = dict(stand_ins or {})
+        self._bad: set[str] = set()
         self._train = False
 
     def __call__(self, o, split_idx=None, **kwargs):
@@ -258,10 +271,34 @@ class ClipTfm(Transform):
                       step=self.step)
 
     def encodes(self, o: Path) -> ImageTuple:
-        return self.load(o, train=self._train)
+        return self._load_or_stand_in(o)
 
     def encodes(self, o: str) -> ImageTuple:  # noqa: F811 - fastai dispatches on the annotation
-        return self.load(Path(o), train=self._train)
+        return self._load_or_stand_in(Path(o))
+
+    def _load_or_stand_in(self, path: Path) -> ImageTuple:
+        key = str(path)
+        if key not in self._bad:
+            try:
+                return self.load(path, train=self._train)
+            except (VidseqError, OSError) as e:
+                if key not in self.stand_ins:
+                    raise
+                self._leave_out(key, e)
+        group = self.stand_ins[key]
+        others = [p for p, g in self.stand_ins.items() if g == group and p not in self._bad]
+        random.shuffle(others)
+        for p in others:
+            try:
+                return self.load(Path(p), train=self._train)
+            except (VidseqError, OSError) as e:
+                self._leave_out(p, e)
+        raise VideoError(f"{path}: unreadable, and no readable item of its class and split to stand in for it")
+
+    def _leave_out(self, key: str, error: Exception) -> None:
+        self._bad.add(key)
+        print(f"vidseq: warning: leaving out an unreadable item ({error}); other items of its class and split "
+              "stand in for it", file=sys.stderr)
 
     def load(self, path: Path, *, train: bool = False, indices: Sequence[int] | None = None) -> ImageTuple:
         """The clip of `path` (frames `indices`, or as the sampler picks them) cropped and resized."""
@@ -275,6 +312,8 @@ class ClipTfm(Transform):
                 raise
             # the container promised more frames than decode: count them for real and sample again
             self.frame_counts[str(path)] = probe(path, exact=True).frames
+            if not self.frame_counts[str(path)]:
+                raise
             indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
             frames = read_clip(path, indices, min_side=self.image_size)
         return ImageTuple(self.resize(frames, train=train, rng=r))
@@ -366,14 +405,12 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     cached = {str(p): clip_cache.count(p) for p in paths if p in clip_cache} if clip_cache else {}
     counts, bad = _frame_counts([p for p in paths if str(p) not in cached], workers or 1)
     counts.update(cached)
-    if bad and verbose:
-        import sys
-
-        print(f"vidseq: leaving out {len(bad)} unreadable or empty item(s), e.g. {next(iter(bad.values()))}",
-              file=sys.stderr)
     keep = [i for i, p in enumerate(paths) if str(p) in counts]
     if not keep:
         raise DatasetError(f"none of the {len(paths)} items has readable frames (e.g. {next(iter(bad.values()))})")
+    if bad and verbose:
+        print(f"vidseq: leaving out {len(bad)} unreadable or empty item(s), e.g. {next(iter(bad.values()))}",
+              file=sys.stderr)
     paths = [paths[i] for i in keep]
     item_labels = {str(p): lab for p, lab in zip(paths, [labels[i] for i in keep])}
     valid_mask = [i in valid for i in keep]
@@ -381,7 +418,8 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     vocab = sorted(set(item_labels.values())) if vocab is None else list(vocab)
     if not splits[0]:
         raise DatasetError("the training split is empty")
-    options = dict(sampler=sampler, pad=pad, step=step, augment=augment, flip=flip, frame_counts=counts)
+    options = dict(sampler=sampler, pad=pad, step=step, augment=augment, flip=flip, frame_counts=counts,
+                   stand_ins={str(p): (item_labels[str(p)], v) for p, v in zip(paths, valid_mask)})
     if clip_cache is not None:
         from vidseq.cache import CachedClipTfm
 
