@@ -60,6 +60,8 @@ class _Clips(Dataset):
         except (VidseqError, OSError, ValueError) as e:
             x = torch.zeros(self.tfm.seq_len, 3, size, size, dtype=torch.uint8)
             err = str(e) or type(e).__name__
+            if str(self.paths[i]) not in err:  # e.g. the sampler's "the video has no frames"
+                err = f"{self.paths[i]}: {err}"
         return x, i, err
 
 
@@ -171,11 +173,12 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
         raise DatasetError(f"{source}: classes the run does not know: {', '.join(unknown[:5])}")
     probs, errors = predict_paths(run, [it.path for it in items], clips=clips, bs=bs, workers=workers, device=device)
     keep = [i for i in range(len(items)) if i not in errors]
+    if not keep:
+        raise DatasetError(f"{source}: none of the {len(items)} validation items could be read (e.g. "
+                           f"{next(iter(errors.values()))})")
     if errors:
         print(f"vidseq: {len(errors)} item(s) could not be read and are left out, e.g. {next(iter(errors.values()))}",
               file=sys.stderr)
-    if not keep:
-        raise DatasetError(f"{source}: none of the {len(items)} validation items could be read")
     return Evaluation(classes=list(run.classes), paths=[str(items[i].path) for i in keep],
                       targets=np.array([index[items[i].label] for i in keep]), probs=probs[keep], clips=clips,
                       errors={str(items[i].path): e for i, e in errors.items()})
