@@ -30,6 +30,7 @@ app = typer.Typer(
 
 
 _ARGV: list[str] = []
+_INTERRUPTED = ["vidseq: interrupted"]  # main's one line on Ctrl-C; a command may put a more helpful one here
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -142,9 +143,9 @@ def train(
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
-        typer.echo(f"vidseq: interrupted; continue with: vidseq train {data} --model {model} --out "
-                   f"{out or 'runs/' + model} --resume", err=True)
-        raise typer.Exit(130) from None
+        _INTERRUPTED[0] = (f"vidseq: interrupted; continue with: vidseq train {data} --model {model} --out "
+                           f"{out or 'runs/' + model} --resume")
+        raise
     from vidseq.distributed import is_rank0
 
     if is_rank0():
@@ -394,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2."""
     args = sys.argv[1:] if argv is None else list(argv)
     _ARGV[:] = args  # the command line as given, for commands that start child processes (train --gpus)
+    _INTERRUPTED[0] = "vidseq: interrupted"
     try:
         rv = app(args=args, prog_name="vidseq", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
@@ -404,15 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         cmd = e.ctx.command_path if e.ctx else "vidseq"
         typer.echo(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", err=True)
         return 2
-    except typer.Abort:
-        typer.echo("vidseq: interrupted", err=True)
-        return 130
     except VidseqError as e:
         typer.echo(f"vidseq: error: {e}", err=True)
         return 2
-    except KeyboardInterrupt:
-        typer.echo("vidseq: interrupted", err=True)
-        return 130
+    except (typer.Abort, KeyboardInterrupt):
+        rv = 130
+    if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which comes back as the return value
+        typer.echo(_INTERRUPTED[0], err=True)
     return rv if isinstance(rv, int) else 0
 
 
