@@ -76,7 +76,7 @@ class SynthConfig:
 PRESETS: dict[str, SynthConfig] = {
     "tiny": SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32),
     "default": SynthConfig(),
-    "demo": SynthConfig(classes=8, groups=20, clips=2, frames=24, width=96, height=72),
+    "demo": SynthConfig(classes=8, groups=40, clips=3, frames=24, width=96, height=72),
     "bench": SynthConfig(classes=12, groups=9, clips=2, frames=40, width=320, height=240),
 }
 
