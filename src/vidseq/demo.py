@@ -11,7 +11,7 @@ from pathlib import Path
 
 #: CPU-sized settings per model: (model options, train options). Official-style split (groups 1-7 held out).
 DEMO_MODELS: dict[str, dict] = {
-    "frame_avg": {"backbone": "resnet18", "epochs": 5, "lr": 2e-3},
+    "frame_avg": {"backbone": "resnet18", "epochs": 6, "lr": 2e-3},
     "cnn_lstm": {"backbone": "resnet18", "epochs": 6, "lr": 2e-3},
     "timesformer": {"model_kwargs": {"dim": 96, "depth": 4, "heads": 4, "dim_head": 24, "patch_size": 8},
                     "epochs": 12, "lr": 1e-3},
