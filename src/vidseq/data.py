@@ -324,8 +324,11 @@ class ClipTfm(Transform):
         h, w = clip.shape[-2:]
         top, left, ch, cw = _crop_box(h, w, train=train and self.augment, scale=self.scale, ratio=self.ratio,
                                       rng=rng)
-        size = [self.image_size, self.image_size]
-        clip = TF.resized_crop(clip, top, left, ch, cw, size=size, antialias=True)
+        if (ch, cw) == (self.image_size, self.image_size):  # already the size: a crop, no resampling
+            clip = clip[..., top: top + ch, left: left + cw]
+        else:
+            size = [self.image_size, self.image_size]
+            clip = TF.resized_crop(clip, top, left, ch, cw, size=size, antialias=True)
         if train and self.augment and self.flip and rng.random() < 0.5:
             clip = clip.flip(-1)
         return clip.contiguous()
