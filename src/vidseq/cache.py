@@ -17,6 +17,7 @@ items already done (``progress.jsonl``).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -52,6 +53,11 @@ def _square(frames: np.ndarray, size: int) -> np.ndarray:
     s = min(h, w)
     clip = TF.resized_crop(clip, (h - s) // 2, (w - s) // 2, s, s, size=[size, size], antialias=True)
     return clip.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _init_worker() -> None:
+    """One compute thread per worker process: the pool's processes already share the cores."""
+    torch.set_num_threads(1)
 
 
 def _fill(args) -> tuple[int, str | None]:
@@ -114,7 +120,11 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
             for i, e in enumerate(entries) if i not in done]
     failures = {}
     start, n_done = time.time(), 0
-    with ProcessPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool, open(dest / PROGRESS, "a") as log:
+    # forkserver, not fork: a process forked after torch ran OpenMP threads deadlocks in its first parallel op
+    ctx = multiprocessing.get_context("forkserver")
+    n_workers = max(1, workers or os.cpu_count() or 1)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool, \
+            open(dest / PROGRESS, "a") as log:
         for i, err in pool.map(_fill, todo, chunksize=4):
             if err:
                 failures[entries[i].path] = err
