@@ -27,6 +27,15 @@ from vidseq.evaluate import evaluate_run
 from vidseq.extract import extract_dataset
 from vidseq.synth import MOTIONS, PRESETS, make_synth
 
+#: `--cpu-sized` options per model (the demo's): small bodies so that CPU training takes minutes.
+CPU_SIZED: dict[str, list[str]] = {
+    "frame_avg": ["--backbone", "resnet18"],
+    "cnn_lstm": ["--backbone", "resnet18"],
+    "tsm": ["--backbone", "resnet18"],
+    "timesformer": ["-o", "dim=96", "-o", "depth=4", "-o", "heads=4", "-o", "dim_head=24", "-o", "patch_size=8",
+                    "--lr", "1e-3"],
+}
+
 
 def direction_accuracy(ev) -> float:
     family = {name: fam for name, fam, _ in MOTIONS}
@@ -44,7 +53,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=48)
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--extra", default="", help="more `vidseq train` options, e.g. '--backbone resnet18'")
+    ap.add_argument("--extra", default="", help="more `vidseq train` options, e.g. '--bs 16'")
+    ap.add_argument("--cpu-sized", action="store_true",
+                    help="the demo's CPU-sized models: ResNet-18 bodies, a 4-block TimeSformer with 8 px patches")
     args = ap.parse_args()
     data = args.root / "data"
     if not (data / "ucfTrainTestlist").is_dir():
@@ -55,6 +66,8 @@ def main() -> None:
         run = args.root / "runs" / name
         cmd = ["train", str(args.root / "frames"), "--model", name, "--no-pretrained", "--size", str(args.size),
                "--frames", str(args.frames), "--out", str(run)] + shlex.split(args.extra)
+        if args.cpu_sized:
+            cmd += CPU_SIZED.get(name, [])
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
         t0 = time.perf_counter()

@@ -86,6 +86,22 @@ def _print_table(rows: list[dict], keys: list[str]) -> None:
         typer.echo("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in keys))
 
 
+def _model_options(items: list[str]) -> dict:
+    """`KEY=VALUE` strings -> {key: value}, values read as JSON where they parse (numbers, true, null)."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--option'")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def _pct(v: float) -> str:
     return f"{v:.1%}"
 
@@ -107,6 +123,8 @@ def train(
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",
                                              help="Start from ImageNet/Kinetics weights (downloads them).")] = True,
     backbone: Annotated[str | None, typer.Option(help="Backbone, e.g. resnet18 or timm/convnext_tiny.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="A model option KEY=VALUE, repeatable (e.g. -o depth=4 -o dim=96).")] = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader worker processes (default: one per core).")] = None,
     cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
     = False,
@@ -136,10 +154,11 @@ def train(
                 lr_value = float(lr)
             except ValueError:
                 raise typer.BadParameter(f"expected a number or 'auto', got {lr!r}", param_hint="'--lr'") from None
+    model_kwargs = _model_options(option or [])
     cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
                       epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
                       pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
-                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn)
+                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs)
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
