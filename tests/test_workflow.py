@@ -130,6 +130,8 @@ def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
     ["evaluate", "{tmp}"],
     ["predict", "{tmp}", "x.avi"],
     ["train", "{data}/videos", "--lr", "fast", *TRAIN],
+    ["train", "{data}/videos", "--option", "depth", *TRAIN],
+    ["train", "{data}/videos", "--option", "no_such_option=3", *TRAIN],
 ])
 def test_user_errors_give_one_line_and_exit_2(args, data, tmp_path, capsys):
     one = data / "one" / "MoveLeft"
