@@ -161,3 +161,18 @@ def test_read_clip_repeats_are_decoded_once(dataset):
     _, folders = dataset
     clip = read_clip(folders[0], [0, 0, 1])
     assert clip.shape[0] == 3 and np.array_equal(clip[0], clip[1])
+
+
+def test_clip_block_in_a_fastai_datablock(dataset):
+    from fastai.data.block import CategoryBlock, DataBlock
+    from fastai.data.transforms import FuncSplitter, parent_label
+
+    from vidseq.data import ClipBlock
+
+    videos, _ = dataset
+    block = DataBlock(blocks=(ClipBlock(4, 32, sampler="uniform"), CategoryBlock), get_y=parent_label,
+                      splitter=FuncSplitter(lambda p: "_g01_" in p.name))
+    dls = block.dataloaders(videos, bs=4, num_workers=0)
+    x, y = dls.one_batch()
+    assert x.shape == (4, 4, 3, 32, 32) and x.dtype == torch.float32
+    assert list(dls.vocab) == ["Left", "Right"] and len(dls.valid_ds) == 4

@@ -20,14 +20,14 @@ import os
 import random
 import re
 import sys
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import simplejpeg
 import torch
-from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
+from fastai.data.block import TransformBlock
 from fastai.data.core import DataLoaders, Datasets
 from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, parent_label
 from fastai.imports import dispatch
@@ -40,7 +40,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vidseq.errors import DatasetError, VideoError, VidseqError
 from vidseq.sampling import Pad, get_sampler, sample
-from vidseq.video import MAX_PIXELS, is_video_file, probe, read_frames
+from vidseq.video import MAX_PIXELS, probe, read_frames
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _NUM = re.compile(r"(\d+)")
@@ -463,18 +463,3 @@ def ClipBlock(seq_len: int = 5, image_size: int = 64, *, sampler: str = "first",
     """
     return TransformBlock(type_tfms=[ClipTfm(seq_len, image_size, sampler=sampler, **kwargs)],
                           batch_tfms=batch_tfms(normalize=normalize))
-
-
-def clip_block_datablock(seq_len: int = 5, image_size: int = 64, *, get_items: Callable | None = None,
-                         splitter: Callable | None = None, **kwargs) -> DataBlock:
-    """A ready `DataBlock` of (clip, class) with labels from the parent folder."""
-    return DataBlock(blocks=(ClipBlock(seq_len, image_size, **kwargs), CategoryBlock), get_items=get_items,
-                     get_y=parent_label, splitter=splitter)
-
-
-def is_clip_source(path: str | Path) -> bool:
-    """True for a video file or a folder holding image frames."""
-    p = Path(path)
-    if p.is_file():
-        return is_video_file(p)
-    return p.is_dir() and any(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS for f in os.listdir(p))

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import dataclasses
 import json
 import math
 import shutil
@@ -123,8 +123,8 @@ class RunCheckpoint(Callback):
 
     order = 65  # after the Recorder has logged the epoch
 
-    def __init__(self, run: Path, *, epoch_offset: int, total_epochs: int, phase: str, rank0: bool = True):
-        self.run, self.epoch_offset, self.total_epochs, self.phase = run, epoch_offset, total_epochs, phase
+    def __init__(self, run: Path, *, epoch_offset: int, phase: str, rank0: bool = True):
+        self.run, self.epoch_offset, self.phase = run, epoch_offset, phase
         self.rank0 = rank0
         self._skipped = False
 
@@ -341,7 +341,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     total = recipe["freeze_epochs"] + recipe["epochs"]
     start = time.time()
-    ctx = dist.context(learn, verbose=cfg.verbose) if dist.world_size > 1 else _nullcontext(learn)
+    ctx = dist.context(learn, verbose=cfg.verbose) if dist.world_size > 1 else contextlib.nullcontext(learn)
     with ctx:
         _fit(learn, run, recipe, done=done, resume=saved is not None, device=device, rank0=is_rank0())
         seconds = time.time() - start
@@ -358,17 +358,6 @@ def _quiet(*args, **kwargs) -> None:
     """A logger that drops fastai's per-epoch lines (quiet runs and ranks other than 0)."""
 
 
-class _nullcontext:
-    def __init__(self, learn):
-        self.learn = learn
-
-    def __enter__(self):
-        return self.learn
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume: bool, device, rank0: bool) -> None:
     """Freeze phase (pretrained backbones) then the main one-cycle phase, skipping epochs already done."""
     fe, ep, lr = recipe["freeze_epochs"], recipe["epochs"], recipe["lr"]
@@ -383,7 +372,7 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
         learn.freeze()
         restore(done)
         learn.fit_one_cycle(fe, slice(lr), pct_start=0.99, start_epoch=done,
-                            cbs=RunCheckpoint(run, epoch_offset=0, total_epochs=fe + ep, phase="frozen", rank0=rank0))
+                            cbs=RunCheckpoint(run, epoch_offset=0, phase="frozen", rank0=rank0))
         resume = False
     if ep and done < fe + ep:
         phase_done = max(0, done - fe)
@@ -399,7 +388,7 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
         else:
             restore(phase_done)
         learn.fit_one_cycle(ep, lrs, div=div, pct_start=0.3 if fe else 0.25, start_epoch=phase_done,
-                            cbs=RunCheckpoint(run, epoch_offset=fe, total_epochs=fe + ep, phase="main", rank0=rank0))
+                            cbs=RunCheckpoint(run, epoch_offset=fe, phase="main", rank0=rank0))
 
 
 def _find_lr(learn: Learner, run: Path, *, freeze: bool) -> float:
@@ -419,7 +408,3 @@ def _find_lr(learn: Learner, run: Path, *, freeze: bool) -> float:
         learn.unfreeze()
     learn.opt = None
     return float(res.valley)
-
-
-def replace(cfg: TrainConfig, **changes) -> TrainConfig:
-    return dataclasses.replace(cfg, **changes)
