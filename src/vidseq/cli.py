@@ -6,6 +6,7 @@ Every user mistake ends in one line on stderr and exit code 2; failures of the w
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,8 @@ app = typer.Typer(
 
 
 _ARGV: list[str] = []
+# a library vidseq imports still calls torch.jit.script at import time; the warning says nothing to a user
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
 _INTERRUPTED = ["vidseq: interrupted"]  # main's one line on Ctrl-C; a command may put a more helpful one here
 
 
