@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidseq.data import ClipTfm, ImageTuple, count_frames, read_clip
+from vidseq.data import ClipTfm, count_frames, read_clip
 from vidseq.errors import DatasetError, VidseqError
 from vidseq.sampling import uniform
 
@@ -194,12 +194,5 @@ class CachedClipTfm(ClipTfm):
     def n_frames(self, path: Path) -> int:
         return self.cache.count(path) if path in self.cache else super().n_frames(path)
 
-    def load(self, path: Path, *, train: bool = False, indices=None) -> ImageTuple:
-        if path not in self.cache:
-            return super().load(path, train=train, indices=indices)
-        import random
-
-        r = random.Random(random.getrandbits(64))
-        if indices is None:
-            indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
-        return ImageTuple(self.resize(self.cache.read(path, indices), train=train, rng=r))
+    def read(self, path: Path, indices) -> np.ndarray:
+        return self.cache.read(path, indices) if path in self.cache else super().read(path, indices)

@@ -306,7 +306,7 @@ class ClipTfm(Transform):
         if indices is None:
             indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
         try:
-            frames = read_clip(path, indices, min_side=self.image_size)
+            frames = self.read(path, indices)
         except VideoError as e:
             if "frames decode" not in str(e):
                 raise
@@ -315,8 +315,12 @@ class ClipTfm(Transform):
             if not self.frame_counts[str(path)]:
                 raise
             indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
-            frames = read_clip(path, indices, min_side=self.image_size)
+            frames = self.read(path, indices)
         return ImageTuple(self.resize(frames, train=train, rng=r))
+
+    def read(self, path: Path, indices: Sequence[int]) -> np.ndarray:
+        """Frames `indices` of `path` as (T, H, W, 3) uint8, decoded no smaller than the target size."""
+        return read_clip(path, indices, min_side=self.image_size)
 
     def resize(self, frames: np.ndarray, *, train: bool, rng: random.Random) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (T, 3, S, S) uint8, one crop for every frame."""
