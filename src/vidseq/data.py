@@ -63,11 +63,9 @@ class ImageTuple(TensorImage):
             raise ValueError("a clip needs at least one frame")
         return cls(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous())
 
-    def show(self, ctx=None, n: int = 3, sep: int = 2, **kwargs):
-        """Show `n` frames (first, middle, last for n=3) side by side, with a thin separator."""
+    def strip(self, n: int = 3, sep: int = 2) -> torch.Tensor:
+        """`n` frames (first, middle, last for n=3) side by side with thin white separators, as (C, H, W)."""
         clip = self.data if self.ndim == 4 else self.data[None]
-        if clip.ndim != 4:
-            return ctx
         t = clip.shape[0]
         picks = sorted({round(i * (t - 1) / max(1, n - 1)) for i in range(n)}) if n > 1 else [0]
         frames = [clip[i] for i in picks]
@@ -82,7 +80,13 @@ class ImageTuple(TensorImage):
         strip = torch.cat(parts, dim=2)
         if strip.is_floating_point() and strip.max() > 1.0:
             strip = strip.clamp(0, 255).byte()
-        return show_image(strip, ctx=ctx, **kwargs)
+        return strip
+
+    def show(self, ctx=None, n: int = 3, sep: int = 2, **kwargs):
+        """Show `n` frames (first, middle, last for n=3) side by side, with a thin separator."""
+        if self.ndim not in (3, 4):
+            return ctx
+        return show_image(self.strip(n, sep), ctx=ctx, **kwargs)
 
 
 @dispatch

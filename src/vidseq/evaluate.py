@@ -223,14 +223,8 @@ def plot_confusion(ev: Evaluation, path: Path | None = None):
 def _strip(run: Run, path: str) -> np.ndarray:
     """First, middle and last frame of the clip the model saw, side by side, as (H, W, 3) uint8."""
     tfm = clip_tfm_for(run.config)
-    clip = tfm.load(Path(path), indices=clip_indices(tfm, Path(path), 1)[0]).as_subclass(torch.Tensor)
-    t = clip.shape[0]
-    picks = [clip[i].permute(1, 2, 0).numpy() for i in sorted({0, t // 2, t - 1})]
-    sep = np.full((picks[0].shape[0], 2, 3), 255, np.uint8)
-    parts = []
-    for i, p in enumerate(picks):
-        parts += [p] if i == 0 else [sep, p]
-    return np.concatenate(parts, 1)
+    clip = tfm.load(Path(path), indices=clip_indices(tfm, Path(path), 1)[0])
+    return clip.strip().as_subclass(torch.Tensor).permute(1, 2, 0).numpy()
 
 
 def plot_clips(run: Run, ev: Evaluation, indices: Sequence[int], title: str):
