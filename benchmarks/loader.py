@@ -55,13 +55,14 @@ class ImageTupleTfm(Transform):
         return TutorialImageTuple.create(tuple(frames[: min(self.seq_len, len(frames))]))
 
 
-def tutorial_dataloaders(files, *, bs, image_size, seq_len, val_idxs, workers, persistent_workers):
+def tutorial_dataloaders(files, *, bs, image_size, seq_len, val_idxs, workers, persistent_workers, device=None):
     train_idxs = [i for i in range(len(files)) if i not in set(val_idxs)]
     ds = Datasets(files, tfms=[[ImageTupleTfm(seq_len=seq_len)], [parent_label, Categorize]],
                   splits=[train_idxs, list(val_idxs)])
     return ds.dataloaders(bs=bs, after_item=[Resize(image_size), ToTensor],
                           after_batch=[IntToFloatTensor, Normalize.from_stats(*imagenet_stats, cuda=False)],
-                          drop_last=True, num_workers=workers, persistent_workers=persistent_workers)
+                          drop_last=True, num_workers=workers, persistent_workers=persistent_workers,
+                          device=device)
 
 
 # -------------------------------------------------------------------------------------------------- timing
