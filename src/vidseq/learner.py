@@ -276,6 +276,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if dist.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     setup(device)  # joins torchrun's process group (nccl on GPUs, gloo on CPU); nothing in one process
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch of a run has one clip shape
     precision = resolve_precision(cfg.precision, device)
     run = Path(cfg.out or f"runs/{cfg.model}")
     state_file = run / CHECKPOINT / "state.json"
