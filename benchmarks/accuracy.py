@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["frame_avg", "cnn_lstm", "timesformer", "tsm", "r2plus1d_18"])
     ap.add_argument("--preset", default="demo")
+    ap.add_argument("--groups", type=int, default=None, help="groups per class instead of the preset's (1-7: test)")
     ap.add_argument("--root", type=Path, default=Path("/tmp/vidseq-accuracy"))
     ap.add_argument("--size", type=int, default=48)
     ap.add_argument("--frames", type=int, default=5)
@@ -58,8 +60,9 @@ def main() -> None:
                     help="the demo's CPU-sized models: ResNet-18 bodies, a 4-block TimeSformer with 8 px patches")
     args = ap.parse_args()
     data = args.root / "data"
+    cfg = PRESETS[args.preset] if args.groups is None else replace(PRESETS[args.preset], groups=args.groups)
     if not (data / "ucfTrainTestlist").is_dir():
-        make_synth(data, PRESETS[args.preset])
+        make_synth(data, cfg)
         extract_dataset(data / "videos", args.root / "frames")
     rows = []
     for name in args.models:
@@ -78,8 +81,8 @@ def main() -> None:
             continue
         ev = evaluate_run(run)
         rows.append((name, ev.top1, ev.mean_class_accuracy, direction_accuracy(ev), seconds))
-    cfg = PRESETS[args.preset]
-    print(f"\nsynth preset {args.preset}: {cfg.classes} classes, groups 1-7 held out; {args.frames} frames x "
+    print(f"\nsynth preset {args.preset}: {cfg.classes} classes x {cfg.groups} groups x {cfg.clips} clips, "
+          f"groups 1-7 held out; {args.frames} frames x "
           f"{args.size} px; `vidseq train` defaults + --no-pretrained {args.extra}\n")
     print("| model | top-1 | mean class acc | direction acc | train time |\n|---|---:|---:|---:|---:|")
     for name, top1, mca, dacc, sec in rows:

@@ -6,8 +6,8 @@ Data: `vidseq synth --preset bench` (216 videos, 320x240, 40 frames) extracted t
 `vidseq extract`; the training list repeats those folders so that one epoch outlasts the timed steps (the
 decoding work per clip is the same; the files stay in the page cache either way, as a dataset that fits in
 memory does). Each pipeline trains frame_avg (ResNet-34 body from scratch, 5 frames, 64 px, bs 32, bf16
-mixed precision on a GPU) through a fastai `Learner` with one-cycle; the first `--warmup` steps are
-untimed, then `--steps` steps are timed (device synchronised at both ends).
+mixed precision on a GPU) through a fastai `Learner` with one-cycle and `vidseq train`'s optimiser (fused AdamW);
+the first `--warmup` steps are untimed, then `--steps` steps are timed (device synchronised at both ends).
 
 - random tensors: a fixed uint8 batch of the right shape on the device, through the same batch transforms;
 - vidseq: `get_action_dataloaders(..., sampler="random", augment=True)` as `vidseq train` uses it
@@ -41,6 +41,7 @@ from fastai.losses import CrossEntropyLossFlat
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
 from loader import prepare, tutorial_dataloaders  # noqa: E402  (this folder's clip-loading benchmark)
 from vidseq.data import ImageTuple, batch_tfms, get_action_dataloaders  # noqa: E402
+from vidseq.learner import adamw  # noqa: E402
 from vidseq.models import create_model, splitter  # noqa: E402
 
 
@@ -85,7 +86,8 @@ def train_rate(dls: DataLoaders, n_classes: int, args: argparse.Namespace) -> di
     model = create_model("frame_avg", n_classes, seq_len=args.frames, image_size=args.size, backbone=args.arch,
                          pretrained=False)
     clock = Clock(args.warmup, args.steps)
-    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=splitter, cbs=[clock])
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=splitter, cbs=[clock],
+                    opt_func=adamw(torch.device(args.device)))  # as `vidseq train` builds it
     if torch.device(args.device).type == "cuda":
         learn.to_bf16()
     learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])

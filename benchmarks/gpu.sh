@@ -3,12 +3,15 @@
 #
 #   ../shared/device/wheels.sh timesformer-pytorch==0.4.1   # on this machine: the wheels a GPU machine lacks (.whl)
 #   bash benchmarks/gpu.sh                                  # on the GPU machine, from the repository root
+#   STEPS="end_to_end accuracy" ACCURACY="--models tsm --groups 100" BUDGET=300 bash benchmarks/gpu.sh   # some
 #
 # Steps, most needed first: end-to-end loading (issue 5), model speed eager and compiled (issue 6), extraction
 # on that machine's CPUs, then accuracy at the training defaults (64 px, ResNet-34 bodies) with what time is left.
 set -u
 OUT=${OUT:-/tmp/vidseq-gpu}
 BUDGET=${BUDGET:-540}
+STEPS=${STEPS:-end_to_end models_eager models_compiled extract accuracy}
+ACCURACY=${ACCURACY:---models cnn_lstm tsm frame_avg r2plus1d_18 timesformer}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 if [ -d .whl ]; then
@@ -20,12 +23,13 @@ fi
 step() {  # step NAME MAX_SECONDS COMMAND...: run with a limit that also keeps inside the budget
   local name=$1 cap=$2 left=$((BUDGET - SECONDS - 5))
   shift 2
+  [[ " $STEPS " == *" $name "* ]] || return 0
   if [ "$left" -lt 20 ]; then echo "== $name: skipped, no time left"; return; fi
   [ "$cap" -gt "$left" ] && cap=$left
   echo "== $name (limit ${cap}s, at ${SECONDS}s)"
   timeout "$cap" "$@" > "$OUT/$name.log" 2>&1
   echo "   exit $? after ${SECONDS}s"
-  grep -v -e Warning -e warnings.warn "$OUT/$name.log" | tail -n 25
+  grep -a -v -e Warning -e warnings.warn -e Epoch "$OUT/$name.log" | tail -n 25
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -35,5 +39,5 @@ step end_to_end 150 python3 benchmarks/end_to_end.py --json "$OUT/end_to_end.jso
 step models_eager 150 python3 benchmarks/models.py --no-compile
 step models_compiled 240 python3 benchmarks/models.py --models timesformer,timesformer_lucidrains --compile
 step extract 60 python3 benchmarks/extract.py --videos /tmp/vidseq-bench/data/videos --workers 8 --repeat 3 --stages
-step accuracy 300 python3 benchmarks/accuracy.py --models cnn_lstm tsm frame_avg r2plus1d_18 timesformer \
-  --preset demo --size 64
+# shellcheck disable=SC2086
+step accuracy 300 python3 benchmarks/accuracy.py $ACCURACY --preset demo --size 64

@@ -7,8 +7,8 @@ import torch
 
 from vidseq.cli import main
 from vidseq.errors import ModelError
-from vidseq.learner import RunCheckpoint, TrainConfig, train
-from vidseq.runs import load_run, save_weights
+from vidseq.learner import RunCheckpoint, TrainConfig, adamw, train
+from vidseq.runs import load_optimizer, load_run, save_optimizer, save_weights
 from vidseq.synth import SynthConfig, make_synth
 
 TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--size", "32", "--frames", "3",
@@ -101,6 +101,47 @@ def test_resume_after_interruption_does_not_redo_epochs(data, tmp_path, monkeypa
     assert epochs_run == [0, 1, 2]  # epoch 0 ran once, before the interruption
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[1] == first[1]
+
+
+@pytest.mark.parametrize("kind", ["fastai_adam", "torch_adamw"])
+def test_optimizer_state_round_trips_through_safetensors(kind, tmp_path):
+    from fastai.optimizer import Adam
+
+    def build(model):
+        groups = [list(model[0].parameters()), list(model[1].parameters())]
+        return Adam(groups, lr=1e-2) if kind == "fastai_adam" else adamw(torch.device("cpu"))(groups, lr=1e-2)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    opt = build(model)
+    opt.set_hypers(lr=[1e-3, 1e-2], mom=0.9)  # discriminative rates and a scheduled momentum
+    for _ in range(3):
+        model(torch.randn(5, 4)).square().sum().backward()
+        opt.step()
+        opt.zero_grad()
+    save_optimizer(opt, tmp_path / "opt.safetensors")
+    assert b"pickle" not in (tmp_path / "opt.safetensors").read_bytes()[:8]
+    fresh = build(model)
+    load_optimizer(fresh, tmp_path / "opt.safetensors", "cpu")
+    assert fresh.hypers == opt.hypers
+
+    def flat(sd):
+        states = sd["state"].values() if isinstance(sd["state"], dict) else sd["state"]
+        return [t for st in states for t in st.values() if isinstance(t, torch.Tensor)]
+
+    before, after = flat(opt.state_dict()), flat(fresh.state_dict())
+    assert len(before) == len(after) >= 6 and all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_training_uses_adamw_behind_fastai_schedules(trained):
+    import safetensors
+
+    with safetensors.safe_open(str(trained / "checkpoint" / "optimizer.safetensors"), "pt") as f:
+        meta = json.loads(f.metadata()["vidseq"])["packed"]
+    groups = dict(meta["dict"])["param_groups"]
+    assert len(groups) == 2  # body and head, from the model's splitter
+    group = dict(groups[0]["dict"])
+    assert group["weight_decay"] == 0.01 and group["eps"] == 1e-5 and group["fused"] is False  # CPU
 
 
 def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):

@@ -90,6 +90,24 @@ class TrainResult:
     seconds: float
 
 
+def adamw(device: torch.device):
+    """The optimiser `train` uses: fastai's default Adam (decoupled weight decay 0.01, betas 0.9/0.99, eps 1e-5)
+    as PyTorch's AdamW behind fastai's `OptimWrapper`, fused into one kernel on GPUs.
+
+    The same update as fastai's `Adam`, which runs several small tensor operations per parameter from Python:
+    on a GPU those launches cost frame_avg (ResNet-34, 64 px, bs 32) about half of every training step.
+    fastai's schedules (one-cycle learning rate and momentum), `freeze` and discriminative learning rates work
+    through the wrapper as with fastai's own optimisers.
+    """
+    from fastai.optimizer import OptimWrapper
+
+    def opt_func(params, **kwargs):
+        return OptimWrapper(params, opt=torch.optim.AdamW, **{"betas": (0.9, 0.99), "eps": 1e-5,
+                                                                  "weight_decay": 0.01, **kwargs},
+                            fused=device.type == "cuda")
+    return opt_func
+
+
 def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
@@ -326,7 +344,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.sync_bn and dist.world_size > 1:
         model = sync_batchnorm(model, device)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5_for(len(itemset.classes))],
-                    splitter=splitter, path=run, model_dir=".")
+                    splitter=splitter, opt_func=adamw(device), path=run, model_dir=".")
     if precision in ("bf16", "fp16"):
         learn.to_bf16() if precision == "bf16" else learn.to_fp16()
     if not cfg.verbose or not is_rank0():

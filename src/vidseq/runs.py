@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vidseq.errors import ModelError
+from vidseq.errors import ModelError, VidseqError
 
 CONFIG, WEIGHTS, CHECKPOINT = "config.json", "model.safetensors", "checkpoint"
 PICKLE_SUFFIXES = (".pkl", ".pth", ".pt", ".bin", ".ckpt", ".pickle")
@@ -93,48 +93,50 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
 
 
 def save_optimizer(opt, path: Path) -> None:
-    """A fastai optimiser's state: tensors in safetensors, everything else in the file's JSON metadata."""
-    sd = opt.state_dict()
-    tensors, meta = {}, {"hypers": [{k: _plain(v) for k, v in h.items()} for h in sd["hypers"]], "state": []}
-    for i, st in enumerate(sd["state"]):
-        plain = {}
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"{i}.{k}"] = v.detach().contiguous().cpu()
-            else:
-                plain[k] = _plain(v)
-        meta["state"].append(plain)
+    """An optimiser's state (fastai's own or a wrapped PyTorch one): tensors in safetensors, the structure and
+    every other value in the file's JSON metadata. Nothing is pickled."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def pack(v, key: str):
+        if isinstance(v, torch.Tensor):
+            tensors[key] = v.detach().contiguous().cpu()
+            return {"tensor": key}
+        if isinstance(v, dict):  # keys stay ints or strings (PyTorch's state is keyed by parameter index)
+            return {"dict": [[k, pack(x, f"{key}.{k}")] for k, x in v.items()]}
+        if isinstance(v, tuple):
+            return {"tuple": [pack(x, f"{key}.{i}") for i, x in enumerate(v)]}
+        if isinstance(v, list) or type(v).__name__ == "L":
+            return [pack(x, f"{key}.{i}") for i, x in enumerate(v)]
+        return v.item() if hasattr(v, "item") else v  # numbers, strings, bools, None, numpy scalars
+
+    packed = pack(opt.state_dict(), "s")
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"vidseq": json.dumps(meta)})
+    save_file(tensors, str(tmp), metadata={"vidseq": json.dumps({"packed": packed})})
     os.replace(tmp, path)
 
 
-def _plain(v):
-    """A JSON-ready copy of an optimiser hyper-parameter or state value (numbers, bools, lists)."""
-    if isinstance(v, torch.Tensor):
-        return v.item() if v.numel() == 1 else v.tolist()
-    if isinstance(v, (list, tuple)) or type(v).__name__ == "L":
-        return [_plain(x) for x in v]
-    if hasattr(v, "item"):  # numpy scalars
-        return v.item()
-    return v
-
-
 def load_optimizer(opt, path: Path, device) -> None:
+    """Restore what `save_optimizer` wrote into `opt` (built the same way, over the same parameters)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = json.loads(f.metadata()["vidseq"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    state = []
-    for i, plain in enumerate(meta["state"]):
-        st = dict(plain)
-        prefix = f"{i}."
-        for k, v in tensors.items():
-            if k.startswith(prefix):
-                st[k[len(prefix):]] = v.to(device)
-        state.append(st)
-    opt.load_state_dict({"hypers": meta["hypers"], "state": state})
+        tensors = {k: f.get_tensor(k).to(device) for k in f.keys()}
+    if "packed" not in meta:
+        raise VidseqError(f"{path}: optimiser state from an older vidseq; train again without --resume")
+
+    def unpack(v):
+        if isinstance(v, list):
+            return [unpack(x) for x in v]
+        if isinstance(v, dict):
+            if "tensor" in v:
+                return tensors[v["tensor"]]
+            if "tuple" in v:
+                return tuple(unpack(x) for x in v["tuple"])
+            return {k: unpack(x) for k, x in v["dict"]}
+        return v
+
+    opt.load_state_dict(unpack(meta["packed"]))
 
 
 @dataclass
