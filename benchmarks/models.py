@@ -11,6 +11,7 @@ process, taking their steps in turn, so that both see the same machine: their sp
     python benchmarks/models.py                       # GPU: bs 32, eager and torch.compile'd
     python benchmarks/models.py --device cpu          # CPU: bs 8, fewer steps (a few minutes on 2 cores)
     python benchmarks/models.py --models timesformer,timesformer_lucidrains --compile
+    python benchmarks/models.py --models "timesformer,timesformer[recompute_mlp=true;time_kernel=sdpa]"
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -46,6 +48,24 @@ def machine(device: str) -> str:
     if device == "cuda":
         text = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); {text}"
     return text
+
+
+def model_spec(spec: str) -> tuple[str, dict]:
+    """`name` or `name[key=value;key=value]` (a model with options) -> (name, options)."""
+    name, _, rest = spec.partition("[")
+    options = {}
+    for pair in filter(None, rest.rstrip("]").split(";")):
+        key, _, value = pair.partition("=")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+def split_models(text: str) -> list[str]:
+    """Comma-separated model specs; commas inside brackets stay with their model."""
+    return [m.strip() for m in re.findall(r"[^,\[]+(?:\[[^\]]*\])?", text) if m.strip()]
 
 
 def _rss_bytes() -> int:
@@ -76,7 +96,8 @@ def worker(args: argparse.Namespace) -> list[dict]:
 
     def make_step(name: str):
         torch.manual_seed(0)
-        model = create_model(name, N_CLASSES, seq_len=args.frames, image_size=args.size).to(device)
+        base, options = model_spec(name)
+        model = create_model(base, N_CLASSES, seq_len=args.frames, image_size=args.size, **options).to(device)
         step_model = torch.compile(model) if args.compiled else model
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -90,7 +111,7 @@ def worker(args: argparse.Namespace) -> list[dict]:
 
         return param_count(model), step
 
-    names = args.worker.split(",")
+    names = split_models(args.worker)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     base = _rss_bytes()
@@ -126,7 +147,13 @@ def run_worker(names: list[str], compiled: bool, args: argparse.Namespace) -> li
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"  {label}: failed ({tail})", file=sys.stderr)
         return []
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    for r in rows:  # as they come: a run stopped part-way still shows what it measured
+        peak = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f} MiB"
+        print(f"  {r['model']}{' (compiled)' if r['compiled'] else ''}: {r['step_s'] * 1000:.1f} ms "
+              f"(median {r['median_step_s'] * 1000:.1f}), {r['clips_per_s']:.1f} clips/s, peak {peak}",
+              file=sys.stderr, flush=True)
+    return rows
 
 
 def table(results: list[dict]) -> str:
@@ -166,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models (default on GPU)")
     parser.add_argument("--no-compile", action="store_true", help="eager only")
+    parser.add_argument("--no-duel", action="store_true", help="skip the two TimeSformers' run in one process")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
@@ -186,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     modes = [False] + ([True] if (args.compile or gpu) and not args.no_compile else [])
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    names = split_models(args.models)
     print(f"machine: {machine(args.device)}", file=sys.stderr)
     best: dict[tuple[str, bool], dict] = {}
     for _ in range(args.repeats):  # each model alone in a process: its speed and its own peak memory
@@ -198,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                         best[key] = r
     results = [best[(n, c)] for c in modes for n in names if (n, c) in best]
     duels: dict[bool, list[dict]] = {}
-    if {"timesformer", "timesformer_lucidrains"} <= set(names):  # the two in one process, steps taken in turn
+    if {"timesformer", "timesformer_lucidrains"} <= set(names) and not args.no_duel:  # in one process, in turn
         duel_args = argparse.Namespace(**{**vars(args), "steps": args.steps * args.repeats * 2})
         for compiled in modes:
             pair = run_worker(["timesformer", "timesformer_lucidrains"], compiled, duel_args)

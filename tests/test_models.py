@@ -178,13 +178,47 @@ def reference_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(heads, dim=1) @ attn.proj.weight.T + attn.proj.bias
 
 
-def test_attention_equals_plain_softmax_reference():
+@pytest.mark.parametrize("kernel", ["sdpa", "matmul", "auto"])
+@pytest.mark.parametrize("n", [5, 40])  # "auto" takes the batched products for 5 tokens, sdpa for 40
+def test_attention_equals_plain_softmax_reference(kernel, n):
     torch.manual_seed(0)
-    attn = Attention(24, heads=3, dim_head=8, dropout=0.1).eval()
-    x = torch.randn(2, 7, 24)
+    attn = Attention(24, heads=3, dim_head=8, dropout=0.1, kernel=kernel).eval()
+    x = torch.randn(2, n, 24)
     out = attn(x)
     for b in range(2):
         torch.testing.assert_close(out[b], reference_attention(attn, x[b]), atol=1e-5, rtol=0)
+
+
+def test_attention_refuses_an_unknown_kernel():
+    with pytest.raises(ModelError, match="sdpa, matmul or auto"):
+        Attention(24, heads=3, dim_head=8, kernel="flash")
+
+
+def test_timesformer_recompute_mlp_changes_memory_not_results():
+    torch.manual_seed(0)
+    plain = create_model("timesformer", 3, seq_len=3, image_size=32, dim=32, depth=2, heads=2, dim_head=16)
+    lean = create_model("timesformer", 3, seq_len=3, image_size=32, dim=32, depth=2, heads=2, dim_head=16,
+                        recompute_mlp=True)
+    lean.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 3, 32, 32)
+    grads, kept = [], []
+    for model in (plain, lean):  # training mode: dropout on, the same random masks from the same seed
+        storages = {}
+
+        def keep(t, storages=storages):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        torch.manual_seed(1)
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            loss = model(x).square().sum()
+        loss.backward()
+        grads.append([p.grad for p in model.parameters()])
+        kept.append(sum(storages.values()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    assert kept[1] < 0.9 * kept[0]  # less kept for the backward pass
+    assert lean.vidseq_config["recompute_mlp"] is True
 
 
 def test_divided_block_attends_over_time_per_patch_then_over_space_per_frame():

@@ -43,25 +43,46 @@ class PerFrame(nn.Module):
         return rearrange(y, "(b t) ... -> b t ...", b=b)
 
 
+#: Sequences up to this length take `attention="auto"`'s batched-product path (e.g. attention over a clip's frames).
+SHORT_SEQUENCE = 16
+
+
+def short_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v as three batched products, for short sequences.
+
+    Fused attention kernels work through 64-128 queries per tile: on a sequence of 5 frames nearly all of
+    each tile is padding, for every one of the (batch x patches x heads) sequences. The explicit form keeps
+    a (5 x 5) score matrix per sequence, which costs next to nothing to store for the backward pass.
+    """
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # scaled after the product: no scaled copy of q kept
+    return scores.softmax(dim=-1).to(v.dtype) @ v
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention on `scaled_dot_product_attention`: `(B, N, dim) -> (B, N, dim)`.
+    """Multi-head self-attention: `(B, N, dim) -> (B, N, dim)`.
 
     Parameter names and layout follow timm's ViT (`qkv`, `proj`), so image-ViT weights load directly.
-    `dropout` is applied to the output projection (lucidrains' `attn_dropout`).
+    `dropout` is applied to the output projection (lucidrains' `attn_dropout`). `kernel`: "sdpa"
+    (`scaled_dot_product_attention`, fused), "matmul" (`short_attention`) or "auto" (matmul for sequences of
+    at most `SHORT_SEQUENCE` tokens, sdpa otherwise).
     """
 
     def __init__(self, dim: int, *, heads: int = 8, dim_head: int = 64, qkv_bias: bool = True,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, kernel: str = "sdpa") -> None:
         super().__init__()
+        if kernel not in ("sdpa", "matmul", "auto"):
+            raise ModelError(f"attention kernel must be sdpa, matmul or auto, not {kernel!r}")
         self.heads = heads
         self.dim_head = dim_head
+        self.kernel = kernel
         self.qkv = nn.Linear(dim, 3 * heads * dim_head, bias=qkv_bias)
         self.proj = nn.Linear(heads * dim_head, dim)
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b h n e", three=3, h=self.heads)
-        out = F.scaled_dot_product_attention(q, k, v)
+        short = self.kernel == "matmul" or (self.kernel == "auto" and x.shape[1] <= SHORT_SEQUENCE)
+        out = short_attention(q, k, v) if short else F.scaled_dot_product_attention(q, k, v)
         return self.proj_drop(self.proj(rearrange(out, "b h n e -> b n (h e)")))
 
 

@@ -35,17 +35,31 @@ class DividedBlock(nn.Module):
     """
 
     def __init__(self, dim: int, *, heads: int, dim_head: int, mlp_ratio: float, qkv_bias: bool,
-                 attn_dropout: float, ff_dropout: float) -> None:
+                 attn_dropout: float, ff_dropout: float, time_kernel: str = "auto", recompute_mlp: bool = False
+                 ) -> None:
         from timm.layers import Mlp
 
         super().__init__()
         attn = dict(heads=heads, dim_head=dim_head, qkv_bias=qkv_bias, dropout=attn_dropout)
         self.time_norm = nn.LayerNorm(dim, eps=LN_EPS)
-        self.time_attn = Attention(dim, **attn)
+        self.time_attn = Attention(dim, kernel=time_kernel, **attn)
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
         self.attn = Attention(dim, **attn)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=ff_dropout)
+        self.recompute_mlp = recompute_mlp
+
+    def _norm_mlp(self, x: Tensor) -> Tensor:
+        return self.mlp(self.norm2(x))
+
+    def _mlp_branch(self, x: Tensor) -> Tensor:
+        """norm2 and the MLP; with `recompute_mlp` while training, nothing inside is kept for the backward pass
+        (the branch's input is kept anyway) and it is computed again there, dropout masks included."""
+        if not (self.recompute_mlp and self.training and torch.is_grad_enabled()):
+            return self._norm_mlp(x)
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(self._norm_mlp, x, use_reentrant=False)
 
     def forward(self, x: Tensor, cls: Tensor) -> tuple[Tensor, Tensor]:
         b, t = x.shape[:2]
@@ -55,7 +69,7 @@ class DividedBlock(nn.Module):
         xs = xs + self.attn(self.norm1(xs))
         cls = reduce(xs[:, 0], "(b t) d -> b d", "mean", b=b)
         x = rearrange(xs[:, 1:], "(b t) n d -> b t n d", b=b)
-        return x + self.mlp(self.norm2(x)), cls + self.mlp(self.norm2(cls))
+        return x + self._mlp_branch(x), cls + self._norm_mlp(cls)
 
 
 class TimeSformer(nn.Module):
@@ -68,7 +82,7 @@ class TimeSformer(nn.Module):
     def __init__(self, n_classes: int, *, seq_len: int = 5, image_size: tuple[int, int] = (128, 128),
                  patch_size: int = 16, dim: int = 128, depth: int = 12, heads: int = 8, dim_head: int = 64,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, attn_dropout: float = 0.1, ff_dropout: float = 0.1,
-                 channels: int = 3) -> None:
+                 channels: int = 3, time_kernel: str = "auto", recompute_mlp: bool = False) -> None:
         super().__init__()
         if image_size[0] % patch_size or image_size[1] % patch_size:
             raise ModelError(f"timesformer: patch_size {patch_size} must divide image_size {image_size[0]}x"
@@ -81,7 +95,8 @@ class TimeSformer(nn.Module):
         self.time_embed = nn.Parameter(torch.zeros(1, seq_len, dim))
         self.blocks = nn.ModuleList([
             DividedBlock(dim, heads=heads, dim_head=dim_head, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                         attn_dropout=attn_dropout, ff_dropout=ff_dropout) for _ in range(depth)])
+                         attn_dropout=attn_dropout, ff_dropout=ff_dropout, time_kernel=time_kernel,
+                         recompute_mlp=recompute_mlp) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.head = nn.Linear(dim, n_classes)
         self._init_weights()
@@ -246,11 +261,13 @@ def timesformer(n_classes: int, *, seq_len: int, image_size: tuple[int, int], ba
                 pretrained: Pretrained, patch_size: int | None = None, dim: int | None = None,
                 depth: int | None = None, heads: int | None = None, dim_head: int | None = None,
                 mlp_ratio: float | None = None, qkv_bias: bool | None = None, attn_dropout: float = 0.1,
-                ff_dropout: float = 0.1) -> TimeSformer:
+                ff_dropout: float = 0.1, time_kernel: str = "auto", recompute_mlp: bool = False) -> TimeSformer:
     """Divided space-time attention TimeSformer; the tutorial's configuration by default, from scratch.
 
     `backbone="vit_base_patch16_224"` (any plain timm ViT) takes that ViT's dimensions, and with `pretrained`
-    (True: timm's download; or a local state dict file) starts from its weights.
+    (True: timm's download; or a local state dict file) starts from its weights. `time_kernel` computes the
+    attention over frames with "sdpa", "matmul" or "auto" (matmul up to 16 frames); `recompute_mlp` trades a
+    little compute for memory (the MLP's activation and second layer are recomputed in the backward pass).
     """
     given = {"patch_size": patch_size, "dim": dim, "depth": depth, "heads": heads, "dim_head": dim_head,
              "mlp_ratio": mlp_ratio, "qkv_bias": qkv_bias}
@@ -268,7 +285,7 @@ def timesformer(n_classes: int, *, seq_len: int, image_size: tuple[int, int], ba
             raise ModelError(f"timesformer: {', '.join(f'{k}={v}' for k, v in clash.items())} disagree with "
                              f"{backbone} ({', '.join(f'{k}={arch[k]}' for k in clash)}): drop them")
     model = TimeSformer(n_classes, seq_len=seq_len, image_size=image_size, attn_dropout=attn_dropout,
-                        ff_dropout=ff_dropout, **arch)
+                        ff_dropout=ff_dropout, time_kernel=time_kernel, recompute_mlp=recompute_mlp, **arch)
     if backbone is not None and pretrained:
         sd, source = _vit_weights(backbone, pretrained)
         load_vit_state_dict(model, sd, source=source)

@@ -1,0 +1,81 @@
+"""Where a model's training step spends its time: torch.profiler over a few steps of random clips.
+
+    python benchmarks/profile_step.py timesformer                 # GPU: bs 32, 5 frames, 128 px, bf16
+    python benchmarks/profile_step.py timesformer_lucidrains --rows 15
+    python benchmarks/profile_step.py "timesformer[time_kernel=sdpa]"
+    python benchmarks/profile_step.py tsm --device cpu --bs 4
+
+Prints the operators with the most device time (CPU time on CPU), the step time and the peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    import torch.nn.functional as F
+    from torch.profiler import ProfilerActivity, profile
+
+    from vidseq.models import create_model
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--bs", type=int, default=32)
+    ap.add_argument("--frames", type=int, default=5)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--rows", type=int, default=25)
+    args = ap.parse_args(argv)
+
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    from models import model_spec  # this folder's model benchmark: `name[key=value;...]`
+
+    name, options = model_spec(args.model)
+    model = create_model(name, 101, seq_len=args.frames, image_size=args.size, **options).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=gpu)
+    x = torch.randn(args.bs, args.frames, 3, args.size, args.size, device=device)
+    y = torch.randint(0, 101, (args.bs,), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize()
+
+    for _ in range(3):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync()
+    step_ms = (time.perf_counter() - t0) / args.steps * 1000
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as prof:
+        for _ in range(args.steps):
+            step()
+        sync()
+    key = "self_cuda_time_total" if gpu else "self_cpu_time_total"
+    print(f"{args.model}: bs {args.bs}, {args.frames} frames, {args.size} px on {device}: {step_ms:.1f} ms a step"
+          + (f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if gpu else "")
+          + f"; {args.steps} profiled steps")
+    print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
