@@ -84,6 +84,10 @@ def test_clips_of_a_group_look_alike_and_groups_differ(synth):
     same_group = np.abs(first("MoveLeft", 8, 1) - first("MoveLeft", 8, 2)).mean()
     other_group = np.abs(first("MoveLeft", 8, 1) - first("MoveLeft", 9, 1)).mean()
     assert same_group * 3 < other_group
+    # both classes of a pair share the group's look, so the look never tells the direction
+    other_direction = np.abs(first("MoveLeft", 8, 1) - first("MoveRight", 8, 1)).mean()
+    other_pair = np.abs(first("MoveLeft", 8, 1) - first("SpinClockwise", 8, 1)).mean()
+    assert other_direction * 3 < other_pair
 
 
 def test_direction_pairs_are_mirror_motions(synth):
