@@ -38,3 +38,11 @@ def test_usage_errors_give_one_line_and_exit_2(args, capsys, tmp_path, monkeypat
 def test_console_script_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "vidseq", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "synth" in out.stdout
+
+
+def test_models_lists_each_model_with_its_options(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("frame_avg", "cnn_lstm", "tsm", "r2plus1d_18", "timesformer"):
+        assert f"\n{name}: " in "\n" + out
+    assert "recompute_mlp=False" in out and "time_kernel='auto'" in out and "shift_div=8" in out

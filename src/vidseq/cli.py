@@ -291,11 +291,16 @@ def cache_cmd(
 
 @app.command("models")
 def models_cmd() -> None:
-    """List the registered models."""
-    from vidseq.models import list_models
+    """List the registered models, each with its options (`vidseq train -o KEY=VALUE`) and their defaults."""
+    import inspect
+
+    from vidseq.models import list_models, model_options
+    from vidseq.models._registry import _builder
 
     for name in list_models():
-        typer.echo(name)
+        doc = (inspect.getdoc(_builder(name)) or "").split("\n\n")[0].replace("\n", " ")
+        options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
+        typer.echo(f"{name}: {doc}" + (f"\n    options: {options}" if options else ""))
 
 
 @app.command()
