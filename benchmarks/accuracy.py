@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["frame_avg", "cnn_lstm", "timesformer", "tsm", "r2plus1d_18"])
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--groups", type=int, default=None, help="groups per class instead of the preset's (1-7: test)")
+    ap.add_argument("--classes", type=int, default=None, help="classes instead of the preset's (2-12)")
     ap.add_argument("--root", type=Path, default=Path("/tmp/vidseq-accuracy"))
     ap.add_argument("--size", type=int, default=48)
     ap.add_argument("--frames", type=int, default=5)
@@ -60,7 +61,8 @@ def main() -> None:
                     help="the demo's CPU-sized models: ResNet-18 bodies, a 4-block TimeSformer with 8 px patches")
     args = ap.parse_args()
     data = args.root / "data"
-    cfg = PRESETS[args.preset] if args.groups is None else replace(PRESETS[args.preset], groups=args.groups)
+    changes = {k: v for k, v in (("groups", args.groups), ("classes", args.classes)) if v is not None}
+    cfg = replace(PRESETS[args.preset], **changes)
     if not (data / "ucfTrainTestlist").is_dir():
         make_synth(data, cfg)
         extract_dataset(data / "videos", args.root / "frames")
