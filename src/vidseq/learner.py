@@ -95,7 +95,8 @@ def adamw(device: torch.device):
     as PyTorch's AdamW behind fastai's `OptimWrapper`, fused into one kernel on GPUs.
 
     The same update as fastai's `Adam`, which runs several small tensor operations per parameter from Python:
-    on a GPU those launches cost frame_avg (ResNet-34, 64 px, bs 32) about half of every training step.
+    on an H200, frame_avg's Learner step with it (ResNet-34, 64 px, bs 32) took 34 ms, against 18 ms for the
+    same model's plain PyTorch step with AdamW at twice the resolution.
     fastai's schedules (one-cycle learning rate and momentum), `freeze` and discriminative learning rates work
     through the wrapper as with fastai's own optimisers.
     """
