@@ -144,6 +144,14 @@ def test_training_uses_adamw_behind_fastai_schedules(trained):
     assert group["weight_decay"] == 0.01 and group["eps"] == 1e-5 and group["fused"] is False  # CPU
 
 
+def test_lr_auto_runs_lr_find_and_trains_with_its_suggestion(data, tmp_path):
+    run = tmp_path / "lr"
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--lr", "auto", "--out", str(run)]) == 0
+    assert (run / "lr_find.png").stat().st_size > 1000
+    lr = json.loads((run / "config.json").read_text())["train"]["lr"]
+    assert isinstance(lr, float) and 1e-7 < lr < 10
+
+
 def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
     import shutil
 
