@@ -1,5 +1,6 @@
 """End to end through the command line and the library: train -> evaluate -> predict, resume, run folders."""
 
+import copy
 import json
 
 import pytest
@@ -141,7 +142,38 @@ def test_training_uses_adamw_behind_fastai_schedules(trained):
     groups = dict(meta["dict"])["param_groups"]
     assert len(groups) == 2  # body and head, from the model's splitter
     group = dict(groups[0]["dict"])
-    assert group["weight_decay"] == 0.01 and group["eps"] == 1e-5 and group["fused"] is False  # CPU
+    assert group["decoupled_wd"] == 0.01 and group["weight_decay"] == 0 and group["eps"] == 1e-5
+    assert group["fused"] is False  # CPU
+
+
+def test_fastai_adamw_takes_fastai_adams_steps():
+    """Same update as fastai's Adam, one-cycle-style hyper-parameter changes and spared biases included."""
+    from fastai.optimizer import Adam
+
+    from vidseq.learner import FastaiAdamW
+
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3))
+    ours = copy.deepcopy(ref)
+    opts = []
+    for model, make in ((ref, Adam), (ours, FastaiAdamW)):
+        opt = make([list(model[:2].parameters()), list(model[2].parameters())], lr=1e-2)
+        for m in (model[1], model[0], model[2]):  # what Learner.create_opt marks (wd_bn_bias=False)
+            for name, param in m.named_parameters():
+                if m is model[1] or name == "bias":
+                    opt.state[param]["do_wd"] = False
+        opt.set_hypers(wd=0.1)
+        opts.append(opt)
+    for step in range(6):
+        x = torch.randn(8, 5)
+        for model, opt in zip((ref, ours), opts):
+            opt.set_hypers(lr=[1e-3 * (step + 1), 1e-2], mom=0.95 - 0.02 * step)
+            model(x).square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for a, b in zip(ref.parameters(), ours.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert opts[1].hypers[0]["wd"] == 0.1 and opts[1].hypers[1]["lr"] == 1e-2
 
 
 def test_lr_auto_runs_lr_find_and_trains_with_its_suggestion(data, tmp_path):
