@@ -51,16 +51,12 @@ def machine(device: str) -> str:
 
 
 def model_spec(spec: str) -> tuple[str, dict]:
-    """`name` or `name[key=value;key=value]` (a model with options) -> (name, options)."""
+    """`name` or `name[key=value;key=value]` (a model with options) -> (name, options), values read as
+    `vidseq train -o KEY=VALUE` reads them."""
+    from vidseq.cli import _model_options
+
     name, _, rest = spec.partition("[")
-    options = {}
-    for pair in filter(None, rest.rstrip("]").split(";")):
-        key, _, value = pair.partition("=")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value.strip()
-    return name.strip(), options
+    return name.strip(), _model_options([p for p in rest.rstrip("]").split(";") if p])
 
 
 def split_models(text: str) -> list[str]:
@@ -72,6 +68,34 @@ def _rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def training_step(spec: str, x, y, *, compiled: bool = False):
+    """One training step (forward, cross-entropy, backward, AdamW) of model `spec` on clips `x` with labels `y`:
+    bf16 autocast on a GPU, float32 on CPU; each step waits for the device. Returns (parameters, step)."""
+    import torch
+    import torch.nn.functional as F
+
+    from vidseq.models import create_model, param_count
+
+    device = x.device
+    gpu = device.type == "cuda"
+    torch.manual_seed(0)
+    base, options = model_spec(spec)
+    model = create_model(base, N_CLASSES, seq_len=x.shape[1], image_size=x.shape[-1], **options).to(device)
+    step_model = torch.compile(model) if compiled else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+            loss = F.cross_entropy(step_model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if gpu:
+            torch.cuda.synchronize()
+
+    return param_count(model), step
+
+
 def worker(args: argparse.Namespace) -> list[dict]:
     """Time training steps of the models named in `args.worker` (comma-separated) in this process.
 
@@ -79,37 +103,12 @@ def worker(args: argparse.Namespace) -> list[dict]:
     them alike; peak memory is measured only for a single model.
     """
     import torch
-    import torch.nn.functional as F
-
-    from vidseq.models import create_model, param_count
 
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     x = torch.randn(args.bs, args.frames, 3, args.size, args.size, device=device)
     y = torch.randint(0, N_CLASSES, (args.bs,), device=device)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def make_step(name: str):
-        torch.manual_seed(0)
-        base, options = model_spec(name)
-        model = create_model(base, N_CLASSES, seq_len=args.frames, image_size=args.size, **options).to(device)
-        step_model = torch.compile(model) if args.compiled else model
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-        def step() -> None:
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                loss = F.cross_entropy(step_model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sync()
-
-        return param_count(model), step
 
     names = split_models(args.worker)
     if device.type == "cuda":
@@ -117,7 +116,7 @@ def worker(args: argparse.Namespace) -> list[dict]:
     base = _rss_bytes()
     steps, params, warmup_s, times = {}, {}, {}, {n: [] for n in names}
     for name in names:
-        params[name], steps[name] = make_step(name)
+        params[name], steps[name] = training_step(name, x, y, compiled=args.compiled)
         t0 = time.perf_counter()
         for _ in range(max(args.warmup, 2) if args.compiled else args.warmup):  # compile, then einops' recompile
             steps[name]()

@@ -15,18 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile
 
-    from vidseq.models import create_model
+    from models import N_CLASSES, training_step  # this folder's model benchmark: the step it times
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
+    ap.add_argument("model", help="a registry name, or name[key=value;...] with model options")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--bs", type=int, default=32)
     ap.add_argument("--frames", type=int, default=5)
@@ -37,38 +36,19 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device)
     gpu = device.type == "cuda"
-    from models import model_spec  # this folder's model benchmark: `name[key=value;...]`
-
-    name, options = model_spec(args.model)
-    model = create_model(name, 101, seq_len=args.frames, image_size=args.size, **options).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=gpu)
     x = torch.randn(args.bs, args.frames, 3, args.size, args.size, device=device)
-    y = torch.randint(0, 101, (args.bs,), device=device)
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def sync():
-        if gpu:
-            torch.cuda.synchronize()
-
+    y = torch.randint(0, N_CLASSES, (args.bs,), device=device)
+    _, step = training_step(args.model, x, y)
     for _ in range(3):
         step()
-    sync()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         step()
-    sync()
     step_ms = (time.perf_counter() - t0) / args.steps * 1000
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     with profile(activities=activities) as prof:
         for _ in range(args.steps):
             step()
-        sync()
     key = "self_cuda_time_total" if gpu else "self_cpu_time_total"
     print(f"{args.model}: bs {args.bs}, {args.frames} frames, {args.size} px on {device}: {step_ms:.1f} ms a step"
           + (f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if gpu else "")
