@@ -16,7 +16,7 @@ STEPS=${STEPS:-models_eager models_compiled end_to_end profile extract accuracy}
 ACCURACY=${ACCURACY:---models cnn_lstm tsm frame_avg r2plus1d_18 timesformer}
 TIMESFORMERS=${TIMESFORMERS:-timesformer,timesformer_lucidrains}  # for models_compiled (eager and compiled)
 E2E=${E2E:-}  # more end_to_end.py options
-MODELS_EXTRA=${MODELS_EXTRA:-}  # more models.py options for models_compiled, e.g. --no-duel
+MODELS_EXTRA=${MODELS_EXTRA:-}  # more models.py options for models_compiled, e.g. --no-duel --compile-mode ...
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 if [ -d .whl ]; then
@@ -45,8 +45,9 @@ step models_eager 150 python3 benchmarks/models.py --no-compile
 step models_compiled 240 python3 benchmarks/models.py --models "$TIMESFORMERS" --compile $MODELS_EXTRA
 # shellcheck disable=SC2086
 step end_to_end 150 python3 benchmarks/end_to_end.py --json "$OUT/end_to_end.json" $E2E
-step profile 90 bash -c "python3 benchmarks/profile_step.py timesformer && \
-  python3 benchmarks/profile_step.py timesformer_lucidrains --rows 15"
+step profile 150 bash -c "python3 benchmarks/profile_step.py timesformer && \
+  python3 benchmarks/profile_step.py timesformer_lucidrains --rows 15 && \
+  python3 benchmarks/profile_step.py timesformer --compile"
 step extract 60 python3 benchmarks/extract.py --videos /tmp/vidseq-bench/data/videos --workers 8 --repeat 3 --stages
 # shellcheck disable=SC2086
 step accuracy 300 python3 benchmarks/accuracy.py $ACCURACY --preset demo --size 64

@@ -68,9 +68,10 @@ def _rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def training_step(spec: str, x, y, *, compiled: bool = False):
+def training_step(spec: str, x, y, *, compiled: bool = False, mode: str | None = None):
     """One training step (forward, cross-entropy, backward, AdamW) of model `spec` on clips `x` with labels `y`:
-    bf16 autocast on a GPU, float32 on CPU; each step waits for the device. Returns (parameters, step)."""
+    bf16 autocast on a GPU, float32 on CPU; each step waits for the device. `compiled` wraps the model in
+    `torch.compile` (with `mode`, e.g. "reduce-overhead" for CUDA graphs). Returns (parameters, step)."""
     import torch
     import torch.nn.functional as F
 
@@ -81,7 +82,7 @@ def training_step(spec: str, x, y, *, compiled: bool = False):
     torch.manual_seed(0)
     base, options = model_spec(spec)
     model = create_model(base, N_CLASSES, seq_len=x.shape[1], image_size=x.shape[-1], **options).to(device)
-    step_model = torch.compile(model) if compiled else model
+    step_model = torch.compile(model, mode=mode) if compiled else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
@@ -116,9 +117,9 @@ def worker(args: argparse.Namespace) -> list[dict]:
     base = _rss_bytes()
     steps, params, warmup_s, times = {}, {}, {}, {n: [] for n in names}
     for name in names:
-        params[name], steps[name] = training_step(name, x, y, compiled=args.compiled)
+        params[name], steps[name] = training_step(name, x, y, compiled=args.compiled, mode=args.compile_mode)
         t0 = time.perf_counter()
-        for _ in range(max(args.warmup, 2) if args.compiled else args.warmup):  # compile, then einops' recompile
+        for _ in range(max(args.warmup, 3) if args.compiled else args.warmup):  # compile, einops' recompile, graphs
             steps[name]()
         warmup_s[name] = time.perf_counter() - t0
     for _ in range(args.steps):
@@ -136,9 +137,10 @@ def worker(args: argparse.Namespace) -> list[dict]:
 
 
 def run_worker(names: list[str], compiled: bool, args: argparse.Namespace) -> list[dict]:
-    cmd = [sys.executable, __file__, "--worker", ",".join(names), "--device", args.device, "--bs", str(args.bs),
+    cmd = ([sys.executable, __file__, "--worker", ",".join(names), "--device", args.device, "--bs", str(args.bs),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--frames", str(args.frames),
-           "--size", str(args.size), "--threads", str(args.threads)] + (["--compiled"] if compiled else [])
+           "--size", str(args.size), "--threads", str(args.threads), "--compile-mode", args.compile_mode]
+           + (["--compiled"] if compiled else []))
     label = " / ".join(names) + (" (compiled)" if compiled else "")
     print(f"  {label} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -192,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models (default on GPU)")
     parser.add_argument("--no-compile", action="store_true", help="eager only")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile's mode: default, "
+                        "reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs")
     parser.add_argument("--no-duel", action="store_true", help="skip the two TimeSformers' run in one process")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -236,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
               "Training steps of random clips: "
               f"bs {args.bs}, {args.frames} frames, {args.size} px, {N_CLASSES} classes, AdamW, "
               f"{'bf16 autocast' if gpu else 'float32'}; fastest of {args.repeats} x {args.steps} steps after "
-              f"{args.warmup} warm-up (2 when compiled){'' if gpu else f', {args.threads} CPU thread(s)'}; "
+              f"{args.warmup} warm-up (3 when compiled; compile mode {args.compile_mode})"
+              f"{'' if gpu else f', {args.threads} CPU thread(s)'}; "
               f"peak memory = {'torch.cuda.max_memory_allocated' if gpu else 'growth of peak RSS over the steps'}.\n")
     print(header)
     print(table(results))

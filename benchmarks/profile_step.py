@@ -32,13 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rows", type=int, default=25)
+    ap.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                    help="profile the torch.compile'd step (mode: default, reduce-overhead, ...)")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     x = torch.randn(args.bs, args.frames, 3, args.size, args.size, device=device)
     y = torch.randint(0, N_CLASSES, (args.bs,), device=device)
-    _, step = training_step(args.model, x, y)
+    _, step = training_step(args.model, x, y, compiled=args.compile is not None, mode=args.compile)
     for _ in range(3):
         step()
     t0 = time.perf_counter()
@@ -50,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.steps):
             step()
     key = "self_cuda_time_total" if gpu else "self_cpu_time_total"
-    print(f"{args.model}: bs {args.bs}, {args.frames} frames, {args.size} px on {device}: {step_ms:.1f} ms a step"
+    events = prof.key_averages()
+    busy_ms = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1000 / args.steps if gpu else 0.0
+    label = args.model + (f" compiled ({args.compile})" if args.compile else "")
+    print(f"{label}: bs {args.bs}, {args.frames} frames, {args.size} px on {device}: {step_ms:.1f} ms a step"
           + (f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if gpu else "")
-          + f"; {args.steps} profiled steps")
-    print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
+          + f"; {args.steps} profiled steps"
+          + (f"; the GPU is busy {busy_ms:.1f} ms a step (the rest is waiting for launches)" if gpu else ""))
+    print(events.table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
     return 0
 
 
