@@ -40,6 +40,7 @@ from fastai.losses import CrossEntropyLossFlat
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
 from loader import prepare, tutorial_dataloaders  # noqa: E402  (this folder's clip-loading benchmark)
+from models import model_spec  # noqa: E402  (this folder's model benchmark: name[key=value;...] parsing)
 from vidseq.data import ImageTuple, batch_tfms, get_action_dataloaders  # noqa: E402
 from vidseq.learner import adamw  # noqa: E402
 from vidseq.models import create_model, splitter  # noqa: E402
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=None, help="times the training list is repeated "
                     "(default: enough for one epoch to outlast the timed steps)")
     ap.add_argument("--no-tutorial", action="store_true", help="leave out the tutorial's pipeline")
+    ap.add_argument("--variants", nargs="*", default=[], metavar="KEY=VALUE[;KEY=VALUE]",
+                    help="more rows: vidseq's loaders with these get_action_dataloaders options (e.g. "
+                    "pin_memory=true, workers=12)")
     ap.add_argument("--root", type=Path, default=Path("/tmp/vidseq-bench"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -153,6 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("random tensors on the device (no loading)", train_rate(random_dls(n_classes, args), n_classes, args))]
     ours = get_action_dataloaders(files, sampler="random", augment=True, device=args.device, verbose=False, **common)
     rows.append(("vidseq, frame folders, TSN + crops", train_rate(ours, n_classes, args)))
+    del ours
+    for variant in args.variants:
+        options = {**common, **model_spec(f"variant[{variant}]")[1]}
+        if "workers" in options:
+            options["persistent_workers"] = options["workers"] > 0
+        dls = get_action_dataloaders(files, sampler="random", augment=True, device=args.device, verbose=False,
+                                     **options)
+        rows.append((f"vidseq, frame folders, TSN + crops, {variant}", train_rate(dls, n_classes, args)))
+        del dls
     if not args.no_tutorial:
         tut = tutorial_dataloaders(files, device=args.device, **common)
         rows.append(("tutorial's pipeline (PIL, per-item Resize)", train_rate(tut, n_classes, args)))

@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models (default on GPU)")
     parser.add_argument("--no-compile", action="store_true", help="eager only")
+    parser.add_argument("--compile-only", action="store_true", help="torch.compile'd only")
     parser.add_argument("--compile-mode", default="default", help="torch.compile's mode: default, "
                         "reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs")
     parser.add_argument("--no-duel", action="store_true", help="skip the two TimeSformers' run in one process")
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     modes = [False] + ([True] if (args.compile or gpu) and not args.no_compile else [])
+    if args.compile_only:
+        modes = [True]
     names = split_models(args.models)
     print(f"machine: {machine(args.device)}", file=sys.stderr)
     best: dict[tuple[str, bool], dict] = {}

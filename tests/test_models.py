@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from einops import repeat
+from einops import rearrange, repeat
 from torch import nn
 
 from vidseq.errors import ModelError
@@ -25,7 +25,14 @@ from vidseq.models import (
     splitter,
     vit_state_dict,
 )
-from vidseq.models.layers import Attention, as_clip, temporal_shift
+from vidseq.models.layers import (
+    Attention,
+    TimeAttention,
+    as_clip,
+    pointwise_attention,
+    short_attention,
+    temporal_shift,
+)
 from vidseq.models.timesformer import DividedBlock
 from vidseq.models.timesformer_lucidrains import AVAILABLE as LUCIDRAINS
 
@@ -178,8 +185,8 @@ def reference_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(heads, dim=1) @ attn.proj.weight.T + attn.proj.bias
 
 
-@pytest.mark.parametrize("kernel", ["sdpa", "matmul", "auto"])
-@pytest.mark.parametrize("n", [5, 40])  # "auto" takes the batched products for 5 tokens, sdpa for 40
+@pytest.mark.parametrize("kernel", ["sdpa", "matmul", "pointwise", "auto"])
+@pytest.mark.parametrize("n", [5, 40])  # "auto" takes the pointwise path for 5 tokens, sdpa for 40
 def test_attention_equals_plain_softmax_reference(kernel, n):
     torch.manual_seed(0)
     attn = Attention(24, heads=3, dim_head=8, dropout=0.1, kernel=kernel).eval()
@@ -189,8 +196,32 @@ def test_attention_equals_plain_softmax_reference(kernel, n):
         torch.testing.assert_close(out[b], reference_attention(attn, x[b]), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("kernel", ["sdpa", "matmul", "pointwise", "auto"])
+def test_time_attention_attends_over_frames_for_each_position(kernel):
+    torch.manual_seed(0)
+    attn = TimeAttention(24, heads=3, dim_head=8, dropout=0.1, kernel=kernel).eval()
+    x = torch.randn(2, 5, 7, 24)  # (B, T, M, dim)
+    out = attn(x)
+    assert out.shape == x.shape
+    for b in range(2):
+        for m in range(7):
+            torch.testing.assert_close(out[b, :, m], reference_attention(attn, x[b, :, m]), atol=1e-5, rtol=0)
+
+
+def test_pointwise_attention_gradients_match_the_matrix_form():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 5, 4, 2, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    grads = []
+    for fn in (pointwise_attention, lambda q, k, v: rearrange(
+            short_attention(*(rearrange(u, "b l m h e -> b m h l e") for u in (q, k, v))), "b m h l e -> b l m h e")):
+        out = fn(q, k, v)
+        grads.append(torch.autograd.grad(out.square().sum(), (q, k, v)))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_attention_refuses_an_unknown_kernel():
-    with pytest.raises(ModelError, match="sdpa, matmul or auto"):
+    with pytest.raises(ModelError, match="sdpa, matmul, pointwise, auto"):
         Attention(24, heads=3, dim_head=8, kernel="flash")
 
 
@@ -221,34 +252,27 @@ def test_timesformer_recompute_mlp_changes_memory_not_results():
     assert lean.vidseq_config["recompute_mlp"] is True
 
 
-def test_divided_block_attends_over_time_per_patch_then_over_space_per_frame():
+def test_divided_block_attends_over_time_per_position_then_over_space_per_frame():
     torch.manual_seed(0)
     block = DividedBlock(16, heads=2, dim_head=8, mlp_ratio=2.0, qkv_bias=True, attn_dropout=0.0,
                          ff_dropout=0.0).eval()
-    b, t, n, d = 2, 3, 4, 16
-    x, cls = torch.randn(b, t, n, d), torch.randn(b, d)
-    out_x, out_cls = block(x, cls)
+    b, t, m, d = 2, 3, 5, 16  # slot 0 of each frame: its class token; 4 patches
+    z = torch.randn(b, t, m, d)
+    out = block(z)
 
-    def ln(m, v):
-        return F.layer_norm(v, (d,), m.weight, m.bias, m.eps)
+    def ln(mod, v):
+        return F.layer_norm(v, (d,), mod.weight, mod.bias, mod.eps)
 
-    x1 = x.clone()
+    z1 = z.clone()
     for i in range(b):
-        for j in range(n):  # time: each patch position over the frames
-            x1[i, :, j] = x[i, :, j] + reference_attention(block.time_attn, ln(block.time_norm, x[i, :, j]))
-    x2, cls2 = torch.empty_like(x), torch.empty_like(cls)
+        for j in range(m):  # time: each token position over the frames
+            z1[i, :, j] = z[i, :, j] + reference_attention(block.time_attn, ln(block.time_norm, z[i, :, j]))
+    z2 = torch.empty_like(z)
     for i in range(b):
-        frame_cls = []
-        for j in range(t):  # space: each frame's patches with the class token
-            seq = torch.cat([cls[i:i + 1], x1[i, j]])
-            seq = seq + reference_attention(block.attn, ln(block.norm1, seq))
-            frame_cls.append(seq[0])
-            x2[i, j] = seq[1:]
-        cls2[i] = torch.stack(frame_cls).mean(0)
-    ref_x = x2 + block.mlp(ln(block.norm2, x2))
-    ref_cls = cls2 + block.mlp(ln(block.norm2, cls2))
-    torch.testing.assert_close(out_x, ref_x, atol=1e-5, rtol=0)
-    torch.testing.assert_close(out_cls, ref_cls, atol=1e-5, rtol=0)
+        for j in range(t):  # space: each frame's tokens, its class token among them
+            z2[i, j] = z1[i, j] + reference_attention(block.attn, ln(block.norm1, z1[i, j]))
+    ref = z2 + block.mlp(ln(block.norm2, z2))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
 
 
 def test_timesformer_defaults_are_the_tutorial_configuration():

@@ -43,20 +43,34 @@ class PerFrame(nn.Module):
         return rearrange(y, "(b t) ... -> b t ...", b=b)
 
 
-#: Sequences up to this length take `kernel="auto"`'s batched-product path (e.g. attention over a clip's frames).
+#: Sequences up to this length take `kernel="auto"`'s short-sequence path (e.g. attention over a clip's frames).
 SHORT_SEQUENCE = 16
+KERNELS = ("sdpa", "matmul", "pointwise", "auto")
 
 
 def short_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """softmax(q k^T / sqrt(d)) v as three batched products, for short sequences.
-
-    Fused attention kernels work through 64-128 queries per tile: on a sequence of 5 frames nearly all of
-    each tile is padding, for every one of the (batch x patches x heads) sequences. The explicit form keeps
-    a (5 x 5) score matrix per sequence, which costs next to nothing to store for the backward pass. On an
-    H200 it made the tutorial-sized TimeSformer's eager training step 15 % faster (compiled: no change).
-    """
+    """softmax(q k^T / sqrt(d)) v as three batched products, for short sequences; `(..., L, E)` layout."""
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # scaled after the product: no scaled copy of q kept
     return scores.softmax(dim=-1).to(v.dtype) @ v
+
+
+def pointwise_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v over dim 1 of `(B, L, ..., E)` tensors, by broadcast products and sums.
+
+    For the few frames of a clip: every (batch, position, head) has its own L x L problem, thousands of them.
+    Fused attention kernels spend 64-128-query tiles on each (nearly all padding at L = 5) and batched matrix
+    products of 5 x 64 matrices run far below the memory speed; written as products and sums the work is
+    elementwise, needs no transposed copies (it works in the tokens' own layout), and `torch.compile` fuses
+    it into a few kernels. The (B, L, L, ..., E) intermediates are L times the input: meant for short L.
+    """
+    scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) * q.shape[-1] ** -0.5  # (B, L, L, ...): [b, i, j, ...]
+    weights = scores.softmax(dim=2).to(v.dtype)
+    return (weights.unsqueeze(-1) * v.unsqueeze(1)).sum(2)
+
+
+def _check_kernel(kernel: str) -> None:
+    if kernel not in KERNELS:
+        raise ModelError(f"attention kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
 
 
 class Attention(nn.Module):
@@ -64,15 +78,14 @@ class Attention(nn.Module):
 
     Parameter names and layout follow timm's ViT (`qkv`, `proj`), so image-ViT weights load directly.
     `dropout` is applied to the output projection (lucidrains' `attn_dropout`). `kernel`: "sdpa"
-    (`scaled_dot_product_attention`, fused), "matmul" (`short_attention`) or "auto" (matmul for sequences of
-    at most `SHORT_SEQUENCE` tokens, sdpa otherwise).
+    (`scaled_dot_product_attention`, fused), "matmul" (`short_attention`), "pointwise" (`pointwise_attention`)
+    or "auto" (pointwise for sequences of at most `SHORT_SEQUENCE` tokens, sdpa otherwise).
     """
 
     def __init__(self, dim: int, *, heads: int = 8, dim_head: int = 64, qkv_bias: bool = True,
                  dropout: float = 0.0, kernel: str = "sdpa") -> None:
         super().__init__()
-        if kernel not in ("sdpa", "matmul", "auto"):
-            raise ModelError(f"attention kernel must be sdpa, matmul or auto, not {kernel!r}")
+        _check_kernel(kernel)
         self.heads = heads
         self.dim_head = dim_head
         self.kernel = kernel
@@ -80,11 +93,41 @@ class Attention(nn.Module):
         self.proj = nn.Linear(heads * dim_head, dim)
         self.proj_drop = nn.Dropout(dropout)
 
+    def _kernel(self, length: int) -> str:
+        if self.kernel == "auto":
+            return "pointwise" if length <= SHORT_SEQUENCE else "sdpa"
+        return self.kernel
+
     def forward(self, x: Tensor) -> Tensor:
-        q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b h n e", three=3, h=self.heads)
-        short = self.kernel == "matmul" or (self.kernel == "auto" and x.shape[1] <= SHORT_SEQUENCE)
-        out = short_attention(q, k, v) if short else F.scaled_dot_product_attention(q, k, v)
-        return self.proj_drop(self.proj(rearrange(out, "b h n e -> b n (h e)")))
+        kernel = self._kernel(x.shape[1])
+        if kernel == "pointwise":
+            q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b n h e", three=3, h=self.heads)
+            out = pointwise_attention(q, k, v)
+        else:
+            q, k, v = rearrange(self.qkv(x), "b n (three h e) -> three b h n e", three=3, h=self.heads)
+            out = short_attention(q, k, v) if kernel == "matmul" else F.scaled_dot_product_attention(q, k, v)
+            out = rearrange(out, "b h n e -> b n h e")
+        return self.proj_drop(self.proj(out.flatten(-2)))
+
+
+class TimeAttention(Attention):
+    """Multi-head attention over dim 1 of `(B, T, M, dim)` tokens: each of the M positions attends over the T
+    frames, in the tokens' own layout (no transposed copies on the default, pointwise, path).
+
+    Same parameters as `Attention` (a ViT's spatial attention loads into it); kernel "auto" by default.
+    """
+
+    def __init__(self, dim: int, *, kernel: str = "auto", **kwargs) -> None:
+        super().__init__(dim, kernel=kernel, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, m, _ = x.shape
+        kernel = self._kernel(t)
+        if kernel != "pointwise":
+            flat = rearrange(x, "b t m d -> (b m) t d")
+            return rearrange(super().forward(flat), "(b m) t d -> b t m d", b=b)
+        q, k, v = rearrange(self.qkv(x), "b t m (three h e) -> three b t m h e", three=3, h=self.heads)
+        return self.proj_drop(self.proj(pointwise_attention(q, k, v).flatten(-2)))
 
 
 def temporal_shift(x: Tensor, *, n_frames: int, shift_div: int = 8) -> Tensor:

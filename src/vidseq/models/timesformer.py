@@ -1,11 +1,14 @@
 """`timesformer`: divided space-time attention (Bertasius, Wang & Torresani, 2021) on `scaled_dot_product_attention`.
 
-Each block attends over time for every patch position, then over space within every frame (with the class
-token), then applies an MLP. Defaults are the fastai tutorial's configuration (lucidrains' TimeSformer with
-dim 128, depth 12, 8 heads of 64, patch 16, dropout 0.1). Parameter names follow timm's ViT, so a timm
-`vit_*` state dict gives the patch embedding, spatial attention, MLPs, norms and position embeddings; the time
-attention of each block then starts as a copy of the spatial one with a zero output projection, so every block
-initially passes its input through it and the network starts as the image ViT applied to each frame.
+Each block attends over time for every token position, then over space within every frame, then applies an
+MLP. Every frame carries its own copy of the class token: it attends over space with its frame's patches and
+over time with the other frames' class tokens, and the frames' class tokens are averaged at the end (the
+image ViT's readout, per frame, then averaged). Defaults are the fastai tutorial's configuration
+(lucidrains' TimeSformer with dim 128, depth 12, 8 heads of 64, patch 16, dropout 0.1). Parameter names
+follow timm's ViT, so a timm `vit_*` state dict gives the patch embedding, spatial attention, MLPs, norms
+and position embeddings; the time attention of each block then starts as a copy of the spatial one with a
+zero output projection, so every block initially passes its input through it and the network starts as the
+image ViT applied to each frame.
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ from torch import Tensor, nn
 
 from vidseq.errors import ModelError
 from vidseq.models._registry import register_model
-from vidseq.models.layers import Attention, as_clip
+from vidseq.models.layers import Attention, TimeAttention, as_clip
 from vidseq.models.weights import Pretrained, no_weights_error, one_line, read_state_dict, weights_path
 
 LN_EPS = 1e-6  # timm's ViT
 
 
 class DividedBlock(nn.Module):
-    """Time attention (per patch position, over frames), space attention (per frame, with the class token), MLP.
+    """Time attention (each token position over the frames), space attention (each frame's tokens), MLP.
 
-    Works on patch tokens `x: (B, T, N, dim)` and the class token `cls: (B, dim)`. In the space attention
-    every frame sees the class token; its T results are averaged into the new class token.
+    Works on one `(B, T, 1 + N, dim)` token tensor: slot 0 of every frame is that frame's class token, the
+    N others its patches. The time attention reads the tensor across dim 1 and the space attention reads its
+    `(B*T, 1 + N, dim)` view, so no token is copied or transposed between the three parts.
     """
 
     def __init__(self, dim: int, *, heads: int, dim_head: int, mlp_ratio: float, qkv_bias: bool,
@@ -42,7 +46,7 @@ class DividedBlock(nn.Module):
         super().__init__()
         attn = dict(heads=heads, dim_head=dim_head, qkv_bias=qkv_bias, dropout=attn_dropout)
         self.time_norm = nn.LayerNorm(dim, eps=LN_EPS)
-        self.time_attn = Attention(dim, kernel=time_kernel, **attn)
+        self.time_attn = TimeAttention(dim, kernel=time_kernel, **attn)
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
         self.attn = Attention(dim, **attn)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
@@ -61,15 +65,13 @@ class DividedBlock(nn.Module):
 
         return checkpoint(self._norm_mlp, x, use_reentrant=False)
 
-    def forward(self, x: Tensor, cls: Tensor) -> tuple[Tensor, Tensor]:
-        b, t = x.shape[:2]
-        xt = rearrange(self.time_norm(x), "b t n d -> (b n) t d")
-        x = x + rearrange(self.time_attn(xt), "(b n) t d -> b t n d", b=b)
-        xs = torch.cat([repeat(cls, "b d -> (b t) 1 d", t=t), rearrange(x, "b t n d -> (b t) n d")], dim=1)
-        xs = xs + self.attn(self.norm1(xs))
-        cls = reduce(xs[:, 0], "(b t) d -> b d", "mean", b=b)
-        x = rearrange(xs[:, 1:], "(b t) n d -> b t n d", b=b)
-        return x + self._mlp_branch(x), cls + self._norm_mlp(cls)
+    def forward(self, z: Tensor) -> Tensor:
+        b, t, m, d = z.shape
+        z = z + self.time_attn(self.time_norm(z))
+        zs = z.view(b * t, m, d)
+        zs = zs + self.attn(self.norm1(zs))
+        zs = zs + self._mlp_branch(zs)
+        return zs.view(b, t, m, d)
 
 
 class TimeSformer(nn.Module):
@@ -133,11 +135,11 @@ class TimeSformer(nn.Module):
         grid = (h // p, w // p)
         pos, time = self._positions(t, grid)
         x = self.patch_embed(rearrange(x, "b t c (gh p1) (gw p2) -> b t (gh gw) (c p1 p2)", p1=p, p2=p))
-        x = x + rearrange(pos[1:], "n d -> 1 1 n d") + rearrange(time, "t d -> 1 t 1 d")
-        cls = repeat(self.cls_token[0, 0] + pos[0], "d -> b d", b=b)
+        cls = repeat(self.cls_token, "1 1 d -> b t 1 d", b=b, t=t)
+        z = torch.cat([cls, x], dim=2) + pos + rearrange(time, "t d -> t 1 d")  # (B, T, 1 + N, dim)
         for block in self.blocks:
-            x, cls = block(x, cls)
-        return self.norm(cls)
+            z = block(z)
+        return self.norm(reduce(z[:, :, 0], "b t d -> b d", "mean"))
 
     def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         return self.head(self.forward_features(x))
@@ -266,8 +268,9 @@ def timesformer(n_classes: int, *, seq_len: int, image_size: tuple[int, int], ba
 
     `backbone="vit_base_patch16_224"` (any plain timm ViT) takes that ViT's dimensions, and with `pretrained`
     (True: timm's download; or a local state dict file) starts from its weights. `time_kernel` computes the
-    attention over frames with "sdpa", "matmul" or "auto" (matmul up to 16 frames); `recompute_mlp` trades a
-    little compute for memory (the MLP's activation and second layer are recomputed in the backward pass).
+    attention over frames with "pointwise", "matmul", "sdpa" or "auto" (pointwise up to 16 frames);
+    `recompute_mlp` trades a little compute for memory (the MLP's activation and second layer are recomputed
+    in the backward pass).
     """
     given = {"patch_size": patch_size, "dim": dim, "depth": depth, "heads": heads, "dim_head": dim_head,
              "mlp_ratio": mlp_ratio, "qkv_bias": qkv_bias}
