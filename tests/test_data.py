@@ -6,7 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from vidseq.data import ClipTfm, ImageTuple, decode_image, get_action_dataloaders, list_frames, read_clip
+from vidseq.data import (
+    ClipTfm,
+    ImageTuple,
+    decode_image,
+    get_action_dataloaders,
+    list_frames,
+    pins_batches,
+    read_clip,
+)
 from vidseq.errors import VideoError
 from vidseq.video import read_frames
 
@@ -176,3 +184,13 @@ def test_clip_block_in_a_fastai_datablock(dataset):
     x, y = dls.one_batch()
     assert x.shape == (4, 4, 3, 32, 32) and x.dtype == torch.float32
     assert list(dls.vocab) == ["Left", "Right"] and len(dls.valid_ds) == 4
+
+
+def test_batches_are_pinned_for_a_cuda_device_only(dataset):
+    folders = dataset[1]
+    val = [i for i, p in enumerate(folders) if "_g01_" in p.name]
+    common = dict(bs=4, image_size=32, seq_len=3, val_idxs=val, workers=0)
+    assert not get_action_dataloaders(folders, **common).train.fake_l.pin_memory
+    assert get_action_dataloaders(folders, pin_memory=True, **common).train.fake_l.pin_memory
+    assert pins_batches("cuda") and pins_batches(torch.device("cuda", 1))
+    assert not pins_batches("cpu") and not pins_batches(None)
