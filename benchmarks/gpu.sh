@@ -4,7 +4,8 @@
 #   ../shared/device/wheels.sh timesformer-pytorch==0.4.1   # on this machine: the wheels a GPU machine lacks (.whl)
 #   bash benchmarks/gpu.sh                                  # on the GPU machine, from the repository root
 #   STEPS="end_to_end accuracy" ACCURACY="--models tsm --groups 100" BUDGET=300 bash benchmarks/gpu.sh   # some
-#   (also TIMESFORMERS="timesformer,timesformer[recompute_mlp=true],timesformer_lucidrains", E2E="--steps 100")
+#   (also TIMESFORMERS="timesformer,timesformer[recompute_mlp=true],timesformer_lucidrains", E2E="--steps 100",
+#    MODELS_EXTRA="--no-duel --compile-mode reduce-overhead": both models under CUDA graphs)
 #
 # Steps: model speed eager and compiled (issue 6), end-to-end training with vidseq's loading (issue 5), a profile
 # of the TimeSformers' steps, extraction on that machine's CPUs, then accuracy at the training defaults (64 px,
@@ -14,7 +15,7 @@ OUT=${OUT:-/tmp/vidseq-gpu}
 BUDGET=${BUDGET:-540}
 STEPS=${STEPS:-models_eager models_compiled end_to_end profile extract accuracy}
 ACCURACY=${ACCURACY:---models cnn_lstm tsm frame_avg r2plus1d_18 timesformer}
-TIMESFORMERS=${TIMESFORMERS:-timesformer,timesformer_lucidrains}  # for models_compiled (eager and compiled)
+TIMESFORMERS=${TIMESFORMERS:-timesformer,timesformer[recompute_attention=true],timesformer_lucidrains}  # models_compiled
 E2E=${E2E:-}  # more end_to_end.py options
 MODELS_EXTRA=${MODELS_EXTRA:-}  # more models.py options for models_compiled, e.g. --no-duel --compile-mode ...
 mkdir -p "$OUT"

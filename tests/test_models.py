@@ -29,9 +29,11 @@ from vidseq.models.layers import (
     Attention,
     TimeAttention,
     as_clip,
+    normal_flow,
     pointwise_attention,
     short_attention,
     temporal_shift,
+    widen_input,
 )
 from vidseq.models.timesformer import DividedBlock
 from vidseq.models.timesformer_lucidrains import AVAILABLE as LUCIDRAINS
@@ -225,11 +227,12 @@ def test_attention_refuses_an_unknown_kernel():
         Attention(24, heads=3, dim_head=8, kernel="flash")
 
 
-def test_timesformer_recompute_mlp_changes_memory_not_results():
+@pytest.mark.parametrize("option", ["recompute_mlp", "recompute_attention"])
+def test_timesformer_recompute_changes_memory_not_results(option):
     torch.manual_seed(0)
     plain = create_model("timesformer", 3, seq_len=3, image_size=32, dim=32, depth=2, heads=2, dim_head=16)
     lean = create_model("timesformer", 3, seq_len=3, image_size=32, dim=32, depth=2, heads=2, dim_head=16,
-                        recompute_mlp=True)
+                        **{option: True})
     lean.load_state_dict(plain.state_dict())
     x = torch.randn(2, 3, 3, 32, 32)
     grads, kept = [], []
@@ -249,7 +252,7 @@ def test_timesformer_recompute_mlp_changes_memory_not_results():
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
     assert kept[1] < 0.9 * kept[0]  # less kept for the backward pass
-    assert lean.vidseq_config["recompute_mlp"] is True
+    assert lean.vidseq_config[option] is True
 
 
 def test_divided_block_attends_over_time_per_position_then_over_space_per_frame():
@@ -314,6 +317,15 @@ def test_vit_start_round_trips_and_starts_as_the_vit_on_each_frame(tmp_path):
         expected = vit.forward_head(vit.forward_features(frames), pre_logits=True)
         got = model.forward_features(repeat(frames, "b c h w -> b t c h w", t=3))
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # with the normal-flow input: its patch weights start at zero, so the start is the same ViT on every frame
+    moving = create_model("timesformer", 5, seq_len=3, image_size=64, backbone="vit_tiny_patch16_224",
+                          pretrained=str(tmp_path / "vit.safetensors"), attn_dropout=0.0, ff_dropout=0.0,
+                          motion=True).eval()
+    assert not _flow_weights(moving).any()
+    assert torch.equal(vit_state_dict(moving)["patch_embed.proj.weight"], sd["patch_embed.proj.weight"])
+    clip = torch.randn(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(moving.forward_features(clip), model.forward_features(clip))
     # another grid: the space position embedding is resampled
     smaller = create_model("timesformer", 5, image_size=32, backbone="timm/vit_tiny_patch16_224",
                            pretrained=str(tmp_path / "vit.safetensors"))
@@ -374,7 +386,10 @@ def test_a_local_weights_file_loads_into_the_backbone(tmp_path, suffix):
         torch.save({"state_dict": net.state_dict()}, path)
     for name in ("frame_avg", "cnn_lstm", "tsm"):
         model = create_model(name, 3, backbone="resnet18", image_size=SIZE, pretrained=str(path))
-        torch.testing.assert_close(first_layer(model).weight, net.conv1.weight, rtol=0, atol=0)
+        weight = first_layer(model).weight
+        torch.testing.assert_close(weight[:, :3], net.conv1.weight, rtol=0, atol=0)
+        if name == "tsm":  # its normal-flow input channels start at zero: the pretrained network, unchanged
+            assert weight.shape[1] == 5 and not weight[:, 3:].any()
         assert "pretrained" not in model.vidseq_config
 
 
@@ -475,3 +490,78 @@ def test_lucidrains_model_is_the_tutorials_class():
 
     model = create_model("timesformer_lucidrains", 101, image_size=128)
     assert isinstance(model.model, TimeSformer) and len(model.model.layers) == 12
+
+
+# ---- motion input (normal flow) ----
+
+def _shifted(dx: int, dy: int, t: int = 4, size: int = 32) -> torch.Tensor:
+    """A smooth random texture moving (dx, dy) pixels a frame: (1, t, 3, size, size), values spread like
+    normalised frames."""
+    g = torch.Generator().manual_seed(0)
+    base = 4 * F.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(3 * size, 3 * size), mode="bicubic")
+    frames = [torch.roll(base, (i * dy, i * dx), dims=(2, 3))[..., size:2 * size, size:2 * size] for i in range(t)]
+    return torch.stack(frames, dim=1)
+
+
+@pytest.mark.parametrize("dx, dy", [(1, 0), (-1, 0), (0, 1), (0, -1)])
+def test_normal_flow_points_the_way_the_picture_moves(dx, dy):
+    flow = normal_flow(_shifted(dx, dy))
+    assert flow.shape == (1, 4, 2, 32, 32) and torch.isfinite(flow).all()
+    mean = flow.mean(dim=(0, 1, 3, 4))  # (u_x, u_y) over the clip
+    along, across = (mean[0], mean[1]) if dx else (mean[1], mean[0])
+    assert along * (dx or dy) > 0.15 and abs(across) < 0.2 * abs(along)
+
+
+def test_normal_flow_of_a_still_clip_or_a_single_frame_is_zero():
+    still = _shifted(0, 0)
+    assert normal_flow(still).abs().max() == 0
+    assert torch.equal(normal_flow(still[:, :1]), torch.zeros(1, 1, 2, 32, 32))
+
+
+def test_widen_input_with_zero_weights_leaves_the_network_unchanged():
+    torch.manual_seed(0)
+    body = torchvision.models.resnet18(num_classes=4).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = body(x)
+        widen_input(body, 2, zero=True)
+        after = body(torch.cat([x, torch.randn(2, 2, 32, 32)], dim=1))
+    assert body.conv1.in_channels == 5
+    torch.testing.assert_close(after, before)
+    with pytest.raises(ModelError, match="no convolution taking 3 colour channels"):
+        widen_input(nn.Sequential(nn.Linear(3, 3)), 2)
+
+
+def _flow_weights(model: nn.Module) -> torch.Tensor:
+    """The first layer's weights for the normal-flow channels (channels 3 and 4)."""
+    layer = first_layer(model)
+    if isinstance(layer, nn.Linear):  # timesformer's patch embedding: (dim, (c p1 p2))
+        return rearrange(layer.weight, "d (c p) -> d c p", c=5)[:, 3:]
+    return layer.weight[:, 3:]
+
+
+@pytest.mark.parametrize("name", ["tsm", "cnn_lstm", "timesformer"])
+def test_models_with_motion_input_train_and_rebuild(name):
+    model = small_model(name, motion=True)
+    assert _flow_weights(model).abs().sum() > 0  # from scratch: initialised like the colour channels
+    x, y = clips(4, seed=2), torch.arange(4) % N_CLASSES
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = F.cross_entropy(model(x), y)
+        losses.append(loss.item())
+        if loss.item() < 0.3 * losses[0]:
+            break
+        opt.zero_grad()
+        loss.backward()
+        grad = first_layer(model).weight.grad
+        assert (rearrange(grad, "d (c p) -> d c p", c=5)[:, 3:] if grad.ndim == 2 else grad[:, 3:]).abs().sum() > 0
+        opt.step()
+    assert losses[-1] < 0.3 * losses[0]
+    config = json.loads(json.dumps(model.vidseq_config))
+    assert config["motion"] is True
+    rebuilt = create_model(**config)
+    rebuilt.load_state_dict(model.state_dict())
+    model.eval(), rebuilt.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model(x))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 import torchvision
 from einops import rearrange
 from torch import Tensor, nn
@@ -12,23 +13,28 @@ from torch import Tensor, nn
 from vidseq.models._registry import register_model
 from vidseq.models.backbones import create_backbone
 from vidseq.models.frame_avg import arch_name
-from vidseq.models.layers import PerFrame, as_clip
+from vidseq.models.layers import PerFrame, as_clip, normal_flow, widen_input
 from vidseq.models.weights import Pretrained
 
 
 class CnnLstm(nn.Module):
     """Per-frame `backbone` features, average-pooled, through `nn.LSTM`; fastai's `LinBnDrop` on the final
-    hidden states of every layer (and direction), concatenated.
+    hidden states of every layer (and direction), concatenated. With `motion`, every frame also carries the
+    clip's normal flow (`normal_flow`: 2 more input channels; the first convolution is widened for them).
     """
 
     def __init__(self, n_classes: int, *, backbone: str | None = None, pretrained: Pretrained = False,
                  image_size: tuple[int, int] = (64, 64), hidden_size: int = 512, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, head_dropout: float = 0.0) -> None:
+                 bidirectional: bool = False, dropout: float = 0.0, head_dropout: float = 0.0,
+                 motion: bool = False) -> None:
         from fastai.layers import LinBnDrop
 
         super().__init__()
         bb = create_backbone(backbone, pretrained=pretrained, image_size=image_size)
         self.backbone_name = bb.name
+        self.motion = motion
+        if motion:
+            widen_input(bb.module, 2, zero=bool(pretrained))
         self.body = PerFrame(nn.Sequential(bb.module, nn.AdaptiveAvgPool2d(1), nn.Flatten()))
         self.rnn = nn.LSTM(bb.n_features, hidden_size, num_layers=num_layers, batch_first=True,
                            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
@@ -36,7 +42,10 @@ class CnnLstm(nn.Module):
         self.head = LinBnDrop(n_hidden, n_classes, p=head_dropout)
 
     def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
-        features = self.body(as_clip(x))  # (b, t, f)
+        x = as_clip(x)
+        if self.motion:
+            x = torch.cat([x, normal_flow(x)], dim=2)
+        features = self.body(x)  # (b, t, f)
         _, (h, _) = self.rnn(features)  # h: (layers * directions, b, hidden)
         return self.head(rearrange(h, "l b d -> b (l d)"))
 
@@ -47,11 +56,12 @@ class CnnLstm(nn.Module):
 @register_model
 def cnn_lstm(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
              pretrained: Pretrained, hidden_size: int = 512, num_layers: int = 1, bidirectional: bool = False,
-             dropout: float = 0.0, head_dropout: float = 0.0) -> CnnLstm:
-    """The tutorial's RNNModel on any backbone (default resnet34): LSTM layers, bidirectional, dropout options."""
+             dropout: float = 0.0, head_dropout: float = 0.0, motion: bool = False) -> CnnLstm:
+    """The tutorial's RNNModel on any backbone (default resnet34): LSTM layers, bidirectional, dropout options;
+    `motion` adds the clip's normal flow to every frame's input (see `vidseq.models.layers.normal_flow`)."""
     return CnnLstm(n_classes, backbone=backbone, pretrained=pretrained, image_size=image_size,
                    hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                   head_dropout=head_dropout)
+                   head_dropout=head_dropout, motion=motion)
 
 
 class RNNModel(CnnLstm):

@@ -130,6 +130,54 @@ class TimeAttention(Attention):
         return self.proj_drop(self.proj(pointwise_attention(q, k, v).flatten(-2)))
 
 
+def normal_flow(x: Tensor, *, eps: float = 0.01, limit: float = 4.0) -> Tensor:
+    """Normal flow of a clip: `(B, T, C, H, W) -> (B, T, 2, H, W)`, the motion along each frame's brightness
+    gradient, in pixels per frame, from differences alone (no learned weights).
+
+    With brightness I (the channels' mean), its spatial gradient g (Sobel) and time derivative I_t (central
+    differences between neighbouring frames, one-sided at the ends), the flow is -I_t g / (|g|^2 + eps),
+    clamped to +-`limit`. Rotation and whole-frame pans change no linear function of the frames on average,
+    so a network fed only frames has no first-order signal for their direction and, from scratch, may never
+    find one; in the flow they are first-order (its mean for a pan, its curl for a rotation). A clip of one
+    frame has no motion: zeros.
+    """
+    b, t, _, h, w = x.shape
+    if t < 2:
+        return x.new_zeros(b, t, 2, h, w)
+    grey = x.float().mean(dim=2)  # (B, T, H, W)
+    (dt,) = torch.gradient(grey, dim=1)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device) / 8
+    kernels = torch.stack([sobel, sobel.T]).unsqueeze(1)  # (2, 1, 3, 3): d/dx, d/dy
+    grad = F.conv2d(F.pad(grey.reshape(b * t, 1, h, w), (1, 1, 1, 1), mode="replicate"), kernels)
+    grad = grad.reshape(b, t, 2, h, w)
+    flow = -dt.unsqueeze(2) * grad / (grad.square().sum(dim=2, keepdim=True) + eps)
+    return flow.clamp(-limit, limit).to(x.dtype)
+
+
+def widen_input(module: nn.Module, extra: int, *, zero: bool = True) -> nn.Module:
+    """Give `module`'s first convolution (the one that takes the 3 colour channels) `extra` more input channels.
+
+    With `zero` their weights start at zero, so a pretrained network computes exactly what it did until
+    training moves them; otherwise they get the He initialisation torchvision gives a ResNet's convolutions.
+    """
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d) and child.in_channels == 3:
+                wide = nn.Conv2d(3 + extra, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                 child.dilation, child.groups, child.bias is not None, child.padding_mode)
+                with torch.no_grad():
+                    if zero:
+                        wide.weight.zero_()
+                    else:
+                        nn.init.kaiming_normal_(wide.weight, mode="fan_out", nonlinearity="relu")
+                    wide.weight[:, :3] = child.weight
+                    if child.bias is not None:
+                        wide.bias.copy_(child.bias)
+                setattr(parent, name, wide)
+                return module
+    raise ModelError(f"found no convolution taking 3 colour channels in {type(module).__name__} to widen")
+
+
 def temporal_shift(x: Tensor, *, n_frames: int, shift_div: int = 8) -> Tensor:
     """Shift 1/`shift_div` of the channels one frame back in time and another 1/`shift_div` one frame forward.
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from vidseq.errors import ModelError
 from vidseq.models._registry import register_model
-from vidseq.models.layers import Attention, TimeAttention, as_clip
+from vidseq.models.layers import Attention, TimeAttention, as_clip, normal_flow
 from vidseq.models.weights import Pretrained, no_weights_error, one_line, read_state_dict, weights_path
 
 LN_EPS = 1e-6  # timm's ViT
@@ -39,8 +39,8 @@ class DividedBlock(nn.Module):
     """
 
     def __init__(self, dim: int, *, heads: int, dim_head: int, mlp_ratio: float, qkv_bias: bool,
-                 attn_dropout: float, ff_dropout: float, time_kernel: str = "auto", recompute_mlp: bool = False
-                 ) -> None:
+                 attn_dropout: float, ff_dropout: float, time_kernel: str = "auto", recompute_mlp: bool = False,
+                 recompute_attention: bool = False) -> None:
         from timm.layers import Mlp
 
         super().__init__()
@@ -52,25 +52,32 @@ class DividedBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=ff_dropout)
         self.recompute_mlp = recompute_mlp
+        self.recompute_attention = recompute_attention
 
     def _norm_mlp(self, x: Tensor) -> Tensor:
         return self.mlp(self.norm2(x))
 
-    def _mlp_branch(self, x: Tensor) -> Tensor:
-        """norm2 and the MLP; with `recompute_mlp` while training, nothing inside is kept for the backward pass
-        (the branch's input is kept anyway) and it is computed again there, dropout masks included."""
-        if not (self.recompute_mlp and self.training and torch.is_grad_enabled()):
-            return self._norm_mlp(x)
+    def _time_branch(self, z: Tensor) -> Tensor:
+        return self.time_attn(self.time_norm(z))
+
+    def _space_branch(self, zs: Tensor) -> Tensor:
+        return self.attn(self.norm1(zs))
+
+    def _branch(self, fn, x: Tensor, recompute: bool) -> Tensor:
+        """`fn(x)`; with `recompute` while training, nothing inside is kept for the backward pass (the branch's
+        input is kept anyway) and it is computed again there, dropout masks included."""
+        if not (recompute and self.training and torch.is_grad_enabled()):
+            return fn(x)
         from torch.utils.checkpoint import checkpoint
 
-        return checkpoint(self._norm_mlp, x, use_reentrant=False)
+        return checkpoint(fn, x, use_reentrant=False)
 
     def forward(self, z: Tensor) -> Tensor:
         b, t, m, d = z.shape
-        z = z + self.time_attn(self.time_norm(z))
+        z = z + self._branch(self._time_branch, z, self.recompute_attention)
         zs = z.view(b * t, m, d)
-        zs = zs + self.attn(self.norm1(zs))
-        zs = zs + self._mlp_branch(zs)
+        zs = zs + self._branch(self._space_branch, zs, self.recompute_attention)
+        zs = zs + self._branch(self._norm_mlp, zs, self.recompute_mlp)
         return zs.view(b, t, m, d)
 
 
@@ -84,21 +91,25 @@ class TimeSformer(nn.Module):
     def __init__(self, n_classes: int, *, seq_len: int = 5, image_size: tuple[int, int] = (128, 128),
                  patch_size: int = 16, dim: int = 128, depth: int = 12, heads: int = 8, dim_head: int = 64,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, attn_dropout: float = 0.1, ff_dropout: float = 0.1,
-                 channels: int = 3, time_kernel: str = "auto", recompute_mlp: bool = False) -> None:
+                 channels: int = 3, time_kernel: str = "auto", recompute_mlp: bool = False,
+                 recompute_attention: bool = False, motion: bool = False) -> None:
         super().__init__()
         if image_size[0] % patch_size or image_size[1] % patch_size:
             raise ModelError(f"timesformer: patch_size {patch_size} must divide image_size {image_size[0]}x"
                              f"{image_size[1]}")
         self.patch_size = patch_size
         self.grid = (image_size[0] // patch_size, image_size[1] // patch_size)
-        self.patch_embed = nn.Linear(channels * patch_size * patch_size, dim)
+        self.channels = channels
+        self.motion = motion  # each frame also carries the clip's normal flow: 2 more channels a pixel
+        self.patch_embed = nn.Linear((channels + 2 * motion) * patch_size * patch_size, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], dim))
         self.time_embed = nn.Parameter(torch.zeros(1, seq_len, dim))
         self.blocks = nn.ModuleList([
             DividedBlock(dim, heads=heads, dim_head=dim_head, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                          attn_dropout=attn_dropout, ff_dropout=ff_dropout, time_kernel=time_kernel,
-                         recompute_mlp=recompute_mlp) for _ in range(depth)])
+                         recompute_mlp=recompute_mlp, recompute_attention=recompute_attention)
+            for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.head = nn.Linear(dim, n_classes)
         self._init_weights()
@@ -134,6 +145,8 @@ class TimeSformer(nn.Module):
             raise ModelError(f"timesformer: patch_size {p} must divide the frame size {h}x{w}")
         grid = (h // p, w // p)
         pos, time = self._positions(t, grid)
+        if self.motion:
+            x = torch.cat([x, normal_flow(x)], dim=2)
         x = self.patch_embed(rearrange(x, "b t c (gh p1) (gw p2) -> b t (gh gw) (c p1 p2)", p1=p, p2=p))
         cls = repeat(self.cls_token, "1 1 d -> b t 1 d", b=b, t=t)
         z = torch.cat([cls, x], dim=2) + pos + rearrange(time, "t d -> t 1 d")  # (B, T, 1 + N, dim)
@@ -178,7 +191,10 @@ def load_vit_state_dict(model: TimeSformer, state_dict: Mapping[str, Tensor], *,
                          "use a vit_* model with a class token, no register tokens and no layer scale")
     own = model.state_dict()
     new = {k: v for k, v in sd.items() if k.startswith("blocks.") or k in ("cls_token", "norm.weight", "norm.bias")}
-    new["patch_embed.weight"] = rearrange(sd["patch_embed.proj.weight"], "d c p1 p2 -> d (c p1 p2)")
+    patch = sd["patch_embed.proj.weight"]
+    if model.motion:  # the normal-flow channels' weights start at zero: the image ViT on every frame, as without
+        patch = torch.cat([patch, patch.new_zeros(patch.shape[0], 2, *patch.shape[2:])], dim=1)
+    new["patch_embed.weight"] = rearrange(patch, "d c p1 p2 -> d (c p1 p2)")
     new["patch_embed.bias"] = sd["patch_embed.proj.bias"]
     from timm.layers import resample_abs_pos_embed
 
@@ -211,7 +227,8 @@ def vit_state_dict(model: TimeSformer) -> dict[str, Tensor]:
     sd = model.state_dict()
     p = model.patch_size
     out = {"cls_token": sd["cls_token"], "pos_embed": sd["pos_embed"],
-           "patch_embed.proj.weight": rearrange(sd["patch_embed.weight"], "d (c p1 p2) -> d c p1 p2", p1=p, p2=p),
+           "patch_embed.proj.weight": rearrange(sd["patch_embed.weight"], "d (c p1 p2) -> d c p1 p2", p1=p,
+                                                p2=p)[:, :model.channels],
            "patch_embed.proj.bias": sd["patch_embed.bias"], "norm.weight": sd["norm.weight"],
            "norm.bias": sd["norm.bias"]}
     for i in range(len(model.blocks)):
@@ -263,14 +280,17 @@ def timesformer(n_classes: int, *, seq_len: int, image_size: tuple[int, int], ba
                 pretrained: Pretrained, patch_size: int | None = None, dim: int | None = None,
                 depth: int | None = None, heads: int | None = None, dim_head: int | None = None,
                 mlp_ratio: float | None = None, qkv_bias: bool | None = None, attn_dropout: float = 0.1,
-                ff_dropout: float = 0.1, time_kernel: str = "auto", recompute_mlp: bool = False) -> TimeSformer:
+                ff_dropout: float = 0.1, time_kernel: str = "auto", recompute_mlp: bool = False,
+                recompute_attention: bool = False, motion: bool = False) -> TimeSformer:
     """Divided space-time attention TimeSformer; the tutorial's configuration by default, from scratch.
 
     `backbone="vit_base_patch16_224"` (any plain timm ViT) takes that ViT's dimensions, and with `pretrained`
     (True: timm's download; or a local state dict file) starts from its weights. `time_kernel` computes the
     attention over frames with "pointwise", "matmul", "sdpa" or "auto" (pointwise up to 16 frames);
-    `recompute_mlp` trades a little compute for memory (the MLP's activation and second layer are recomputed
-    in the backward pass).
+    `recompute_mlp` and `recompute_attention` trade compute for memory: each block's MLP, or its two attention
+    branches (norm, projections, attention), are computed again in the backward pass instead of kept.
+    `motion` adds the clip's normal flow to every frame (`vidseq.models.layers.normal_flow`; from a ViT, its
+    patch weights start at zero).
     """
     given = {"patch_size": patch_size, "dim": dim, "depth": depth, "heads": heads, "dim_head": dim_head,
              "mlp_ratio": mlp_ratio, "qkv_bias": qkv_bias}
@@ -288,7 +308,8 @@ def timesformer(n_classes: int, *, seq_len: int, image_size: tuple[int, int], ba
             raise ModelError(f"timesformer: {', '.join(f'{k}={v}' for k, v in clash.items())} disagree with "
                              f"{backbone} ({', '.join(f'{k}={arch[k]}' for k in clash)}): drop them")
     model = TimeSformer(n_classes, seq_len=seq_len, image_size=image_size, attn_dropout=attn_dropout,
-                        ff_dropout=ff_dropout, time_kernel=time_kernel, recompute_mlp=recompute_mlp, **arch)
+                        ff_dropout=ff_dropout, time_kernel=time_kernel, recompute_mlp=recompute_mlp,
+                        recompute_attention=recompute_attention, motion=motion, **arch)
     if backbone is not None and pretrained:
         sd, source = _vit_weights(backbone, pretrained)
         load_vit_state_dict(model, sd, source=source)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
 from vidseq.models._registry import register_model
 from vidseq.models.backbones import create_backbone
-from vidseq.models.layers import TemporalShift, as_clip
+from vidseq.models.layers import TemporalShift, as_clip, normal_flow, widen_input
 from vidseq.models.weights import Pretrained
 
 
@@ -23,10 +24,14 @@ def _residual_blocks(module: nn.Module) -> list[nn.Module]:
 class TSM(nn.Module):
     """A ResNet whose residual blocks shift 1/`shift_div` of their channels one frame back and 1/`shift_div`
     one frame forward before their first convolution; per-frame logits averaged over time (TSN consensus).
+
+    With `motion`, every frame also carries the clip's normal flow there (`normal_flow`: 2 more input
+    channels, computed from the frames on the device; the first convolution is widened for them).
     """
 
     def __init__(self, n_classes: int, *, backbone: str | None = None, pretrained: Pretrained = False,
-                 image_size: tuple[int, int] = (64, 64), shift_div: int = 8, dropout: float = 0.5) -> None:
+                 image_size: tuple[int, int] = (64, 64), shift_div: int = 8, dropout: float = 0.5,
+                 motion: bool = False) -> None:
         super().__init__()
         if shift_div < 2:
             raise ModelError(f"tsm: shift_div must be at least 2 (1/shift_div of the channels shift each way), "
@@ -39,6 +44,9 @@ class TSM(nn.Module):
         for block in blocks:
             block.conv1 = TemporalShift(block.conv1, shift_div=shift_div)
         self._shifts = [b.conv1 for b in blocks]
+        self.motion = motion
+        if motion:
+            widen_input(bb.module, 2, zero=bool(pretrained))
         self._n_frames = 1
         self.backbone_name = bb.name
         self.body = nn.Sequential(bb.module, nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -47,6 +55,8 @@ class TSM(nn.Module):
     def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         x = as_clip(x)
         b, t = x.shape[:2]
+        if self.motion:
+            x = torch.cat([x, normal_flow(x)], dim=2)
         if t != self._n_frames:  # the shifts need the frame count of the (b t) batch they see
             for shift in self._shifts:
                 shift.n_frames = t
@@ -60,7 +70,9 @@ class TSM(nn.Module):
 
 @register_model
 def tsm(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
-        pretrained: Pretrained, shift_div: int = 8, dropout: float = 0.5) -> TSM:
-    """Temporal shift module on a torchvision or timm ResNet (default resnet34); any frame count."""
+        pretrained: Pretrained, shift_div: int = 8, dropout: float = 0.5, motion: bool = True) -> TSM:
+    """Temporal shift module on a torchvision or timm ResNet (default resnet34); any frame count. `motion`
+    (on by default) adds the clip's normal flow to every frame's input (`vidseq.models.layers.normal_flow`);
+    with pretrained weights its input weights start at zero, so the network starts as the pretrained one."""
     return TSM(n_classes, backbone=backbone, pretrained=pretrained, image_size=image_size, shift_div=shift_div,
-               dropout=dropout)
+               dropout=dropout, motion=motion)
