@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 import torchvision
 from einops import rearrange
 from torch import Tensor, nn
@@ -13,14 +12,14 @@ from torch import Tensor, nn
 from vidseq.models._registry import register_model
 from vidseq.models.backbones import create_backbone
 from vidseq.models.frame_avg import arch_name
-from vidseq.models.layers import PerFrame, as_clip, normal_flow, widen_input
+from vidseq.models.layers import FLOW_CHANNELS, PerFrame, as_clip, widen_input, with_normal_flow
 from vidseq.models.weights import Pretrained
 
 
 class CnnLstm(nn.Module):
     """Per-frame `backbone` features, average-pooled, through `nn.LSTM`; fastai's `LinBnDrop` on the final
     hidden states of every layer (and direction), concatenated. With `motion`, every frame also carries the
-    clip's normal flow (`normal_flow`: 2 more input channels; the first convolution is widened for them).
+    clip's normal flow (`normal_flow`: FLOW_CHANNELS more input channels; the first convolution is widened for them).
     """
 
     def __init__(self, n_classes: int, *, backbone: str | None = None, pretrained: Pretrained = False,
@@ -34,7 +33,7 @@ class CnnLstm(nn.Module):
         self.backbone_name = bb.name
         self.motion = motion
         if motion:
-            widen_input(bb.module, 2, zero=bool(pretrained))
+            widen_input(bb.module, FLOW_CHANNELS, zero=bool(pretrained))
         self.body = PerFrame(nn.Sequential(bb.module, nn.AdaptiveAvgPool2d(1), nn.Flatten()))
         self.rnn = nn.LSTM(bb.n_features, hidden_size, num_layers=num_layers, batch_first=True,
                            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
@@ -44,7 +43,7 @@ class CnnLstm(nn.Module):
     def forward(self, x: Tensor | Sequence[Tensor]) -> Tensor:
         x = as_clip(x)
         if self.motion:
-            x = torch.cat([x, normal_flow(x)], dim=2)
+            x = with_normal_flow(x)
         features = self.body(x)  # (b, t, f)
         _, (h, _) = self.rnn(features)  # h: (layers * directions, b, hidden)
         return self.head(rearrange(h, "l b d -> b (l d)"))

@@ -68,11 +68,6 @@ def pointwise_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return (weights.unsqueeze(-1) * v.unsqueeze(1)).sum(2)
 
 
-def _check_kernel(kernel: str) -> None:
-    if kernel not in KERNELS:
-        raise ModelError(f"attention kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
-
-
 class Attention(nn.Module):
     """Multi-head self-attention: `(B, N, dim) -> (B, N, dim)`.
 
@@ -85,7 +80,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, *, heads: int = 8, dim_head: int = 64, qkv_bias: bool = True,
                  dropout: float = 0.0, kernel: str = "sdpa") -> None:
         super().__init__()
-        _check_kernel(kernel)
+        if kernel not in KERNELS:
+            raise ModelError(f"attention kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
         self.heads = heads
         self.dim_head = dim_head
         self.kernel = kernel
@@ -130,6 +126,16 @@ class TimeAttention(Attention):
         return self.proj_drop(self.proj(pointwise_attention(q, k, v).flatten(-2)))
 
 
+def _sobel(img: Tensor) -> tuple[Tensor, Tensor]:
+    """Sobel derivatives d/dx, d/dy (divided by 8) of `(B, T, H, W)` images, edges replicated; by slicing, so
+    no kernel tensor has to be made (or copied to the device) on each call."""
+    p = F.pad(img, (1, 1, 1, 1), mode="replicate")  # (..., H+2, W+2)
+    dx = p[..., 2:] - p[..., :-2]  # (..., H+2, W)
+    dy = p[..., 2:, :] - p[..., :-2, :]  # (..., H, W+2)
+    return ((dx[..., :-2, :] + 2 * dx[..., 1:-1, :] + dx[..., 2:, :]) / 8,
+            (dy[..., :-2] + 2 * dy[..., 1:-1] + dy[..., 2:]) / 8)
+
+
 def normal_flow(x: Tensor, *, eps: float = 0.01, limit: float = 4.0) -> Tensor:
     """Normal flow of a clip: `(B, T, C, H, W) -> (B, T, 2, H, W)`, the motion along each frame's brightness
     gradient, in pixels per frame, from differences alone (no learned weights).
@@ -146,12 +152,18 @@ def normal_flow(x: Tensor, *, eps: float = 0.01, limit: float = 4.0) -> Tensor:
         return x.new_zeros(b, t, 2, h, w)
     grey = x.float().mean(dim=2)  # (B, T, H, W)
     (dt,) = torch.gradient(grey, dim=1)
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device) / 8
-    kernels = torch.stack([sobel, sobel.T]).unsqueeze(1)  # (2, 1, 3, 3): d/dx, d/dy
-    grad = F.conv2d(F.pad(grey.reshape(b * t, 1, h, w), (1, 1, 1, 1), mode="replicate"), kernels)
-    grad = grad.reshape(b, t, 2, h, w)
+    grad = torch.stack(_sobel(grey), dim=2)  # (B, T, 2, H, W)
     flow = -dt.unsqueeze(2) * grad / (grad.square().sum(dim=2, keepdim=True) + eps)
     return flow.clamp(-limit, limit).to(x.dtype)
+
+
+#: Input channels `normal_flow` adds to every frame (its x and y components).
+FLOW_CHANNELS = 2
+
+
+def with_normal_flow(x: Tensor) -> Tensor:
+    """The clip `(B, T, C, H, W)` with its normal flow appended: `(B, T, C + FLOW_CHANNELS, H, W)`."""
+    return torch.cat([x, normal_flow(x)], dim=2)
 
 
 def widen_input(module: nn.Module, extra: int, *, zero: bool = True) -> nn.Module:

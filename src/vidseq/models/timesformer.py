@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from vidseq.errors import ModelError
 from vidseq.models._registry import register_model
-from vidseq.models.layers import Attention, TimeAttention, as_clip, normal_flow
+from vidseq.models.layers import FLOW_CHANNELS, Attention, TimeAttention, as_clip, with_normal_flow
 from vidseq.models.weights import Pretrained, no_weights_error, one_line, read_state_dict, weights_path
 
 LN_EPS = 1e-6  # timm's ViT
@@ -100,8 +100,8 @@ class TimeSformer(nn.Module):
         self.patch_size = patch_size
         self.grid = (image_size[0] // patch_size, image_size[1] // patch_size)
         self.channels = channels
-        self.motion = motion  # each frame also carries the clip's normal flow: 2 more channels a pixel
-        self.patch_embed = nn.Linear((channels + 2 * motion) * patch_size * patch_size, dim)
+        self.motion = motion  # each frame also carries the clip's normal flow (FLOW_CHANNELS more channels)
+        self.patch_embed = nn.Linear((channels + FLOW_CHANNELS * motion) * patch_size * patch_size, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], dim))
         self.time_embed = nn.Parameter(torch.zeros(1, seq_len, dim))
@@ -146,7 +146,7 @@ class TimeSformer(nn.Module):
         grid = (h // p, w // p)
         pos, time = self._positions(t, grid)
         if self.motion:
-            x = torch.cat([x, normal_flow(x)], dim=2)
+            x = with_normal_flow(x)
         x = self.patch_embed(rearrange(x, "b t c (gh p1) (gw p2) -> b t (gh gw) (c p1 p2)", p1=p, p2=p))
         cls = repeat(self.cls_token, "1 1 d -> b t 1 d", b=b, t=t)
         z = torch.cat([cls, x], dim=2) + pos + rearrange(time, "t d -> t 1 d")  # (B, T, 1 + N, dim)
@@ -193,7 +193,7 @@ def load_vit_state_dict(model: TimeSformer, state_dict: Mapping[str, Tensor], *,
     new = {k: v for k, v in sd.items() if k.startswith("blocks.") or k in ("cls_token", "norm.weight", "norm.bias")}
     patch = sd["patch_embed.proj.weight"]
     if model.motion:  # the normal-flow channels' weights start at zero: the image ViT on every frame, as without
-        patch = torch.cat([patch, patch.new_zeros(patch.shape[0], 2, *patch.shape[2:])], dim=1)
+        patch = torch.cat([patch, patch.new_zeros(patch.shape[0], FLOW_CHANNELS, *patch.shape[2:])], dim=1)
     new["patch_embed.weight"] = rearrange(patch, "d c p1 p2 -> d (c p1 p2)")
     new["patch_embed.bias"] = sd["patch_embed.proj.bias"]
     from timm.layers import resample_abs_pos_embed

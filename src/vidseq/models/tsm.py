@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
 from vidseq.models._registry import register_model
 from vidseq.models.backbones import create_backbone
-from vidseq.models.layers import TemporalShift, as_clip, normal_flow, widen_input
+from vidseq.models.layers import FLOW_CHANNELS, TemporalShift, as_clip, widen_input, with_normal_flow
 from vidseq.models.weights import Pretrained
 
 
@@ -25,7 +24,7 @@ class TSM(nn.Module):
     """A ResNet whose residual blocks shift 1/`shift_div` of their channels one frame back and 1/`shift_div`
     one frame forward before their first convolution; per-frame logits averaged over time (TSN consensus).
 
-    With `motion`, every frame also carries the clip's normal flow there (`normal_flow`: 2 more input
+    With `motion`, every frame also carries the clip's normal flow there (`normal_flow`: FLOW_CHANNELS more input
     channels, computed from the frames on the device; the first convolution is widened for them).
     """
 
@@ -46,7 +45,7 @@ class TSM(nn.Module):
         self._shifts = [b.conv1 for b in blocks]
         self.motion = motion
         if motion:
-            widen_input(bb.module, 2, zero=bool(pretrained))
+            widen_input(bb.module, FLOW_CHANNELS, zero=bool(pretrained))
         self._n_frames = 1
         self.backbone_name = bb.name
         self.body = nn.Sequential(bb.module, nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -56,7 +55,7 @@ class TSM(nn.Module):
         x = as_clip(x)
         b, t = x.shape[:2]
         if self.motion:
-            x = torch.cat([x, normal_flow(x)], dim=2)
+            x = with_normal_flow(x)
         if t != self._n_frames:  # the shifts need the frame count of the (b t) batch they see
             for shift in self._shifts:
                 shift.n_frames = t
