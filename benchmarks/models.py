@@ -157,6 +157,25 @@ def run_worker(names: list[str], compiled: bool, args: argparse.Namespace) -> li
     return rows
 
 
+def precompile(names: list[str], args: argparse.Namespace) -> None:
+    """Compile every model once, all at the same time, each in its own process, before anything is timed:
+    this fills torch.compile's on-disk caches (Inductor's FX graph and AOTAutograd caches), so the timed runs
+    load the compiled code instead of building it, and the slow compiles (lucidrains' model: minutes) overlap."""
+    t0 = time.perf_counter()
+    procs = []
+    for name in names:
+        cmd = ([sys.executable, __file__, "--worker", name, "--device", args.device, "--bs", str(args.bs),
+               "--steps", "1", "--warmup", "1", "--frames", str(args.frames), "--size", str(args.size),
+               "--threads", str(args.threads), "--compile-mode", args.compile_mode, "--compiled"])
+        procs.append((name, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+    for name, proc in procs:
+        err = proc.communicate()[1]
+        if proc.returncode != 0:
+            tail = (err.strip().splitlines() or ["no output"])[-1]
+            print(f"  precompile {name}: failed ({tail})", file=sys.stderr)
+    print(f"  precompiled {len(names)} models in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
 def table(results: list[dict]) -> str:
     lines = ["| model | mode | params (M) | step (ms) | clips/s | peak memory (MiB) |", "|---|---|---|---|---|---|"]
     for r in results:
@@ -197,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-only", action="store_true", help="torch.compile'd only")
     parser.add_argument("--compile-mode", default="default", help="torch.compile's mode: default, "
                         "reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs")
-    parser.add_argument("--no-duel", action="store_true", help="skip the two TimeSformers' run in one process")
+    parser.add_argument("--duel", choices=["both", "eager", "compiled", "none"], default="both",
+                        help="in which modes the two TimeSformers also run in one process, in turn")
+    parser.add_argument("--no-duel", action="store_true", help="the same as --duel none")
+    parser.add_argument("--precompile", action="store_true", help="first compile every model at the same time, "
+                        "in parallel processes (fills torch.compile's caches; the timed runs then start fast)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
@@ -222,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         modes = [True]
     names = split_models(args.models)
     print(f"machine: {machine(args.device)}", file=sys.stderr)
+    if args.precompile and True in modes:
+        precompile(names, args)
     best: dict[tuple[str, bool], dict] = {}
     for _ in range(args.repeats):  # each model alone in a process: its speed and its own peak memory
         for compiled in modes:
@@ -232,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
                         best[key] = r
     results = [best[(n, c)] for c in modes for n in names if (n, c) in best]
     duels: dict[bool, list[dict]] = {}
-    if {"timesformer", "timesformer_lucidrains"} <= set(names) and not args.no_duel:  # in one process, in turn
+    duel_modes = [] if args.no_duel or args.duel == "none" else [m for m in modes if args.duel in
+                                                                 ("both", "compiled" if m else "eager")]
+    if {"timesformer", "timesformer_lucidrains"} <= set(names):  # in one process, in turn
         duel_args = argparse.Namespace(**{**vars(args), "steps": args.steps * args.repeats * 2})
-        for compiled in modes:
+        for compiled in duel_modes:
             pair = run_worker(["timesformer", "timesformer_lucidrains"], compiled, duel_args)
             if pair:
                 duels[compiled] = pair

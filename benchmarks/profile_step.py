@@ -53,14 +53,44 @@ def main(argv: list[str] | None = None) -> int:
             step()
     key = "self_cuda_time_total" if gpu else "self_cpu_time_total"
     events = prof.key_averages()
-    busy_ms = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1000 / args.steps if gpu else 0.0
+    busy_ms = sum(e.self_device_time_total for e in events if not e.is_user_annotation and "#" not in e.key
+                  ) / 1000 / args.steps if gpu else 0.0
     label = args.model + (f" compiled ({args.compile})" if args.compile else "")
     print(f"{label}: bs {args.bs}, {args.frames} frames, {args.size} px on {device}: {step_ms:.1f} ms a step"
           + (f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if gpu else "")
           + f"; {args.steps} profiled steps"
           + (f"; the GPU is busy {busy_ms:.1f} ms a step (the rest is waiting for launches)" if gpu else ""))
-    print(events.table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
+    print(events.table(sort_by=key, row_limit=args.rows, max_name_column_width=90))
+    if gpu:
+        print(kinds_table(prof, args.steps))
     return 0
+
+
+KINDS = (("matrix products", ("gemm", "cutlass", "nvjet", "sm90_", "sm80_", "cublas")),
+         ("attention", ("flash", "fmha", "attention", "cudnn")),
+         ("optimizer", ("multi_tensor", "foreach", "adam")),
+         ("fused by Inductor (triton)", ("triton",)),
+         ("copies and casts", ("copy", "memcpy", "memset", "cast")),
+         ("elementwise and reductions (eager)", ("elementwise", "reduce", "vectorized", "softmax", "norm",
+                                                 "dropout", "gelu")))
+
+
+def kinds_table(prof, steps: int) -> str:
+    """GPU kernel time a step by kind of kernel (from the kernels' names)."""
+    totals: dict[str, list[float]] = {}
+    for e in prof.events():
+        if e.device_type.name != "CUDA" or e.device_time_total <= 0 or e.is_user_annotation or "#" in e.name:
+            continue  # ranges such as the optimizer's "Optimizer.step#AdamW.step" span kernels, they are not ones
+        name = e.name.lower()
+        kind = next((k for k, words in KINDS if any(w in name for w in words)), "other")
+        t = totals.setdefault(kind, [0.0, 0])
+        t[0] += e.device_time_total / 1000 / steps
+        t[1] += 1 / steps
+    lines = ["| kernels | ms a step | launches a step |", "|---|---:|---:|"]
+    for kind, (ms, n) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"| {kind} | {ms:.2f} | {n:.0f} |")
+    lines.append(f"| all | {sum(t[0] for t in totals.values()):.2f} | {sum(t[1] for t in totals.values()):.0f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
