@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-KINDS = (("matrix products", ("gemm", "cutlass", "nvjet", "sm90_", "sm80_", "cublas")),
-         ("attention", ("flash", "fmha", "attention", "cudnn")),
+KINDS = (("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),  # before products: cuDNN's say sm90
+         ("matrix products", ("gemm", "cutlass", "nvjet", "sm90_", "sm80_", "cublas")),
          ("optimizer", ("multi_tensor", "foreach", "adam")),
          ("fused by Inductor (triton)", ("triton",)),
          ("copies and casts", ("copy", "memcpy", "memset", "cast")),
