@@ -5,9 +5,9 @@
 #   bash benchmarks/gpu.sh                                  # on the GPU machine, from the repository root
 #   STEPS="end_to_end accuracy" ACCURACY="--models tsm --groups 100" BUDGET=300 bash benchmarks/gpu.sh   # some
 #   (also TIMESFORMERS="timesformer,timesformer[recompute_mlp=true],timesformer_lucidrains", E2E="--steps 100",
-#    MODELS_EXTRA="--no-duel --compile-mode reduce-overhead": both models under CUDA graphs)
+#    MODELS_EXTRA="--compile-mode reduce-overhead": both models under CUDA graphs)
 #
-# Steps: model speed eager and compiled (issue 6), end-to-end training with vidseq's loading (issue 5), a profile
+# Steps: model speed eager, then compiled (the TimeSformers, compiled at once in parallel first) (issue 6), end-to-end training with vidseq's loading (issue 5), a profile
 # of the TimeSformers' steps, extraction on that machine's CPUs, then accuracy at the training defaults (64 px,
 # ResNet-34 bodies) with what time is left.
 set -u
@@ -43,7 +43,7 @@ python3 -c "import torch, torchvision, timm, fastai, av; print('torch', torch.__
 torchvision.__version__, '| timm', timm.__version__, '| fastai', fastai.__version__, '| av', av.__version__)"
 step models_eager 150 python3 benchmarks/models.py --no-compile
 # shellcheck disable=SC2086
-step models_compiled 240 python3 benchmarks/models.py --models "$TIMESFORMERS" --compile $MODELS_EXTRA
+step models_compiled 300 python3 benchmarks/models.py --models "$TIMESFORMERS" --compile-only --precompile $MODELS_EXTRA
 # shellcheck disable=SC2086
 step end_to_end 150 python3 benchmarks/end_to_end.py --json "$OUT/end_to_end.json" $E2E
 step profile 150 bash -c "python3 benchmarks/profile_step.py timesformer && \
