@@ -7,9 +7,10 @@
 #   (also TIMESFORMERS="timesformer,timesformer[recompute_mlp=true],timesformer_lucidrains", E2E="--steps 100",
 #    MODELS_EXTRA="--compile-mode reduce-overhead": both models under CUDA graphs)
 #
-# Steps: model speed eager, then compiled (the TimeSformers, compiled at once in parallel first) (issue 6), end-to-end training with vidseq's loading (issue 5), a profile
-# of the TimeSformers' steps, extraction on that machine's CPUs, then accuracy at the training defaults (64 px,
-# ResNet-34 bodies) with what time is left.
+# Steps: model speed eager, then compiled (the TimeSformers, all compiled at once in parallel first)
+# (issue 6), end-to-end training with vidseq's loading (issue 5), a profile of the TimeSformers' steps,
+# extraction on that machine's CPUs, then accuracy at the training defaults (64 px, ResNet-34 bodies)
+# with what time is left.
 set -u
 OUT=${OUT:-/tmp/vidseq-gpu}
 BUDGET=${BUDGET:-540}
