@@ -6,7 +6,7 @@ import torch
 
 from vidseq.cache import ClipCache, build_cache
 from vidseq.data import get_action_dataloaders
-from vidseq.errors import DatasetError
+from vidseq.errors import DatasetError, VidseqError
 
 
 @pytest.fixture
@@ -58,3 +58,48 @@ def test_complete_cache_is_reused_and_interrupted_build_resumes(videos, tmp_path
 def test_not_a_cache(tmp_path):
     with pytest.raises(DatasetError, match="not a clip cache"):
         ClipCache(tmp_path)
+
+
+def test_cache_serves_any_working_folder_and_path_spelling(videos, tmp_path, monkeypatch):
+    monkeypatch.chdir(videos[0].parent.parent)
+    relative = [v.relative_to(videos[0].parent.parent) for v in videos]
+    dest = build_cache(relative, tmp_path / "cache", size=16, frames=4, workers=1, progress=False)
+    monkeypatch.chdir(tmp_path)
+    cache = ClipCache(dest)
+    assert all(v in cache and cache.count(v) == 4 for v in videos)  # absolute now
+    assert videos[0].parent / ".." / videos[0].parent.name / videos[0].name in cache
+
+
+def test_unreadable_items_are_reported_and_do_not_force_a_rebuild(videos, tmp_path, monkeypatch):
+    broken = videos[0].parent / "v_A_g09_c01.avi"
+    broken.write_bytes(b"not a video")
+    dest = build_cache([*videos, broken], tmp_path / "cache", size=16, frames=4, workers=1, progress=False)
+    cache = ClipCache(dest)
+    assert len(cache.entries) == len(videos) and list(cache.failures) == [str(broken)]
+    import vidseq.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "count_frames", lambda p: pytest.fail("rebuilt a complete cache"))
+    assert build_cache([*videos, broken], dest, size=16, frames=4, workers=1, progress=False) == dest
+
+
+def test_cache_workers_leave_ctrl_c_to_the_main_process():
+    import signal
+
+    from vidseq.cache import _init_worker
+
+    before = signal.getsignal(signal.SIGINT)
+    threads = torch.get_num_threads()
+    try:
+        _init_worker()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+        torch.set_num_threads(threads)
+
+
+def test_cache_refuses_bad_settings_and_a_file_as_its_folder(videos, tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        build_cache(videos, tmp_path / "c", size=0, progress=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(VidseqError, match="is a file, not a folder"):
+        build_cache(videos, tmp_path / "afile", size=16, frames=2, workers=1, progress=False)

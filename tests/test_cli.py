@@ -26,10 +26,27 @@ def test_synth_command_writes_dataset(tmp_path, capsys):
     ["synth", "x", "--classes", "40"],
     ["synth", "x", "--preset", "huge"],
     ["synth", "x", "--bogus"],
+    ["synth", "x", "--seed", "-1"],
+    ["synth", "afile", "--preset", "tiny"],
+    ["synth", "afile/sub", "--preset", "tiny"],
+    ["cache", "x", "c", "--frames", "0"],
+    ["cache", "x", "c", "--size", "0"],
+    ["cache", "x", "c", "--workers", "0"],
+    ["show", "x", "--n", "0"],
+    ["show", "x", "--frames", "0"],
+    ["show", "x", "--size", "0"],
+    ["show", "x", "--sampler", "bogus"],
+    ["show", "x", "--out", "picture.xyz"],
+    ["show", "x", "--out", "no/such/folder/batch.png"],
+    ["train", "x", "--bs", "0"],
+    ["train", "x", "--frames", "0"],
+    ["train", "x", "--sampler", "bogus"],
+    ["info", "x", "--split", "sideways"],
     ["no-such-command"],
 ])
 def test_usage_errors_give_one_line_and_exit_2(args, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error" in err
@@ -46,3 +63,42 @@ def test_models_lists_each_model_with_its_options(capsys):
     for name in ("frame_avg", "cnn_lstm", "tsm", "r2plus1d_18", "timesformer"):
         assert f"\n{name}: " in "\n" + out
     assert "recompute_mlp=False" in out and "time_kernel='auto'" in out and "shift_div=8" in out
+
+
+def test_interrupted_synth_leaves_no_partial_video_and_no_split_lists(tmp_path, monkeypatch, capsys):
+    import vidseq.synth as synth_module
+
+    real, calls = synth_module.write_video, []
+
+    def flaky(path, frames, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            next(iter(frames))
+            path.write_bytes(b"half a video")  # what a killed encoder leaves
+            raise KeyboardInterrupt
+        return real(path, frames, **kw)
+
+    monkeypatch.setattr(synth_module, "write_video", flaky)
+    assert main(["synth", str(tmp_path / "d"), "--preset", "tiny"]) == 130
+    files = sorted(p.name for p in (tmp_path / "d").rglob("*") if p.is_file())
+    assert len(files) == 2 and all(not f.startswith(".") for f in files)  # two whole videos, nothing else
+    assert not (tmp_path / "d" / "ucfTrainTestlist").exists()
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_synth_progress_goes_to_stderr(tmp_path, capsys):
+    from vidseq.synth import PRESETS, make_synth
+
+    make_synth(tmp_path / "d", PRESETS["tiny"], progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "16/16 videos" in err
+
+
+def test_cache_command_caches_a_dataset_too_small_to_split_and_reports_unreadable(tmp_path, make_video, capsys):
+    for cls in ("A", "B"):
+        make_video(f"{cls}/v_{cls}_g01_c01.avi", n=6)
+    data = next(iter(tmp_path.glob("**/A"))).parent
+    (data / "B" / "v_B_g02_c01.avi").write_bytes(b"not a video")
+    assert main(["cache", str(data), str(tmp_path / "c"), "--size", "16", "--frames", "4", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "cached 2 of 3 items" in out and "left out 1 unreadable item(s)" in out and "v_B_g02_c01.avi" in out

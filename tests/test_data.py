@@ -194,3 +194,11 @@ def test_batches_are_pinned_for_a_cuda_device_only(dataset):
     assert get_action_dataloaders(folders, pin_memory=True, **common).train.fake_l.pin_memory
     assert pins_batches("cuda") and pins_batches(torch.device("cuda", 1))
     assert not pins_batches("cpu") and not pins_batches(None)
+
+
+def test_list_frames_takes_only_images_named_by_their_number(tmp_path):
+    from vidseq.data import list_frames
+
+    for name in ("10.jpg", "2.jpg", "frame_0001.jpg", "poster.jpg", "3 copy.jpg", "notes.txt", "img3.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_frames(tmp_path)] == ["frame_0001.jpg", "2.jpg", "img3.png", "10.jpg"]

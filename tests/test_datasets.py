@@ -340,6 +340,7 @@ def test_csv_without_header_or_split_column_of_frame_folders(tmp_path):
     ("path,label,split\nv/MoveLeft/v_MoveLeft_g01_c01.avi,MoveLeft,train\n"
      "v/MoveLeft/v_MoveLeft_g02_c01.avi,B,\n", "some rows only"),
     ("path,label\nnope.avi,A\n", "no usable rows"),
+    ("filename,class\nv/MoveLeft/v_MoveLeft_g01_c01.avi,MoveLeft\n", ":1: a header without 'path' and 'label'"),
 ])
 def test_bad_csv_is_one_line(tmp_path, text, msg):
     write_videos(tmp_path / "v")
@@ -347,6 +348,34 @@ def test_bad_csv_is_one_line(tmp_path, text, msg):
     with pytest.raises(DatasetError, match=msg) as e:
         load_items(tmp_path / "notes.csv")
     assert "\n" not in str(e.value)
+
+
+def test_csv_that_is_not_utf8_is_one_line(tmp_path):
+    (tmp_path / "latin1.csv").write_bytes("path,label\n\u00e9t\u00e9.avi,L\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8 text .*save the manifest as UTF-8") as e:
+        load_items(tmp_path / "latin1.csv")
+    assert "\n" not in str(e.value)
+
+
+def test_the_manifest_vidseq_extract_writes_is_a_dataset(tmp_path, make_video):
+    from vidseq.extract import extract_dataset
+
+    for cls in ("A", "B"):
+        for g in (1, 2):
+            make_video(f"src/{cls}/v_{cls}_g0{g}_c01.avi", n=4, seed=g)
+    src = next(iter(tmp_path.rglob("src")))
+    (src / "A" / "v_A_g03_c01.avi").write_bytes(b"not a video")
+    extract_dataset(src, tmp_path / "frames", workers=1)
+    s = load_items(tmp_path / "frames" / "manifest.csv", split="group", valid_pct=0.5)
+    assert s.kind == "frames" and len(s.items) == 4 and s.missing == []  # the failed row is left out
+    assert {it.path.parent.name for it in s.items} == {"A", "B"} and all(it.path.is_dir() for it in s.items)
+
+
+def test_random_split_warning_says_whether_groups_were_split(tmp_path):
+    write_videos(tmp_path / "v")
+    texts = {load_items(tmp_path / "v", split="random", seed=seed).warnings[0] for seed in range(6)}
+    assert any("have clips on both sides" in t for t in texts)
+    assert all("0 of them" not in t for t in texts)
 
 
 # ---------------------------------------------------------------- splitters

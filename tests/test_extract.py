@@ -191,7 +191,7 @@ def test_rerun_skips_complete_videos_and_overwrite_redoes(tree, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in dest.rglob("*.jpg")}
     again = extract_dataset(tree, dest, workers=2)
     assert (again.done, again.partial, again.skipped, again.failed, again.frames) == (0, 0, len(GOOD) + 1, 3, 0)
-    assert not again.ok  # nothing could be done: only the broken files were left, and they fail again
+    assert again.ok  # the first run's frames are there to use; only the broken files fail again
     assert {p: p.stat().st_mtime_ns for p in dest.rglob("*.jpg")} == before
     assert manifest_rows(dest / "manifest.csv")[PARTIAL]["status"] == "partial"  # kept from the first run
     redo = extract_dataset(tree, dest, workers=2, overwrite=True)
@@ -363,10 +363,61 @@ def test_cli_extract(tree, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"extracted {len(GOOD) + 1} videos (1 partial)" in out and "3 failed" in out and "manifest.csv" in out
     assert min(simplejpeg.decode_jpeg((dest / "Walk/mpeg4/0.jpg").read_bytes()).shape[:2]) == 16
-    assert main(["extract", str(tree), str(dest), "--workers", "2"]) == 1  # only broken files left to do
-    assert "nothing could be extracted" in capsys.readouterr().err
+    assert main(["extract", str(tree), str(dest), "--workers", "2"]) == 0  # only broken files left to do
+    assert "3 failed" in capsys.readouterr().out  # reported, but the frames of the first run are there to use
     assert main(["extract", str(tree), str(dest), "--shard", "1/2", "--overwrite", "--workers", "1"]) == 0
     assert (dest / "manifest-shard-1-of-2.csv").is_file()
+
+
+def test_cli_nothing_extractable_exits_1(tmp_path, capsys):
+    (tmp_path / "src" / "C").mkdir(parents=True)
+    (tmp_path / "src" / "C" / "broken.avi").write_bytes(b"not a video at all")
+    args = ["extract", str(tmp_path / "src"), str(tmp_path / "frames"), "--workers", "1"]
+    assert main(args) == 1
+    assert main(args) == 1  # and again: still nothing to use
+    assert "nothing could be extracted" in capsys.readouterr().err
+
+
+def test_rerun_redoes_folders_whose_frames_were_removed_or_have_another_size(tmp_path):
+    (tmp_path / "src" / "C").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        write_video(tmp_path / "src" / "C" / f"{name}.avi", frames_of(4), codec="mpeg4")
+    dest = tmp_path / "frames"
+    assert extract_dataset(tmp_path / "src", dest, workers=1, size=16).done == 3
+    for f in (dest / "C" / "a").iterdir():
+        f.unlink()  # all of a's frames gone
+    (dest / "C" / "b" / "3.jpg").unlink()  # one of b's
+    again = extract_dataset(tmp_path / "src", dest, workers=1, size=16)
+    assert (again.done, again.skipped) == (2, 1)
+    assert len(frame_files(dest / "C" / "a")) == len(frame_files(dest / "C" / "b")) == 4
+    bigger = extract_dataset(tmp_path / "src", dest, workers=1, size=24)  # another size: every video redone
+    assert (bigger.done, bigger.skipped) == (3, 0)
+    assert min(simplejpeg.decode_jpeg((dest / "C" / "c" / "0.jpg").read_bytes()).shape[:2]) == 24
+    assert extract_dataset(tmp_path / "src", dest, workers=1).skipped == 3  # no --size: any size will do
+
+
+def test_name_clashes_are_settled_the_same_way_in_every_shard(tmp_path):
+    (tmp_path / "src" / "C").mkdir(parents=True)
+    for name in ("v.avi", "v.mp4", "w.avi", "x.avi"):
+        write_video(tmp_path / "src" / "C" / name, frames_of(3), codec="mpeg4")
+    dest = tmp_path / "frames"
+    runs = [extract_dataset(tmp_path / "src", dest, workers=1, shard=(i, 4)) for i in (1, 2, 3, 4)]
+    failed = {r.video: r.reason for run in runs for r in run.records if r.status == "failed"}
+    assert list(failed) == ["C/v.mp4"] and "taken by C/v.avi" in failed["C/v.mp4"]
+    merged = extract_dataset(tmp_path / "src", dest, workers=1)
+    assert (merged.skipped, merged.failed) == (3, 1)
+
+
+def test_cli_refuses_frames_inside_the_videos_folder(tmp_path, capsys):
+    (tmp_path / "src" / "C").mkdir(parents=True)
+    write_video(tmp_path / "src" / "C" / "v.avi", frames_of(3), codec="mpeg4")
+    for dest in (tmp_path / "src", tmp_path / "src" / "frames"):
+        assert main(["extract", str(tmp_path / "src"), str(dest)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "outside the videos' folder" in err
+    (tmp_path / "afile").write_text("x")
+    assert main(["extract", str(tmp_path / "src"), str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_cli_everything_done_exits_0(tmp_path, capsys):

@@ -16,9 +16,11 @@ items already done (``progress.jsonl``).
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from vidseq.data import ClipTfm, count_frames, read_clip
-from vidseq.errors import DatasetError, VidseqError
+from vidseq.errors import DatasetError, VidseqError, output_folder
 from vidseq.sampling import uniform
 
 INDEX, FRAMES, PROGRESS = "index.json", "frames.u8", "progress.jsonl"
@@ -56,7 +58,9 @@ def _square(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def _init_worker() -> None:
-    """One compute thread per worker process: the pool's processes already share the cores."""
+    """One compute thread per worker process (the pool's processes already share the cores); Ctrl-C is the
+    main process's to handle: it stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -83,20 +87,25 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
     """
     from fastai.data.transforms import parent_label
 
+    if size < 1 or frames < 1:
+        raise ValueError(f"size and frames must be at least 1, got size {size}, frames {frames}")
     dest = Path(dest)
-    paths = [str(p) for p in paths]
+    paths = [_key(p) for p in paths]  # absolute: the cache serves any working folder
     labels = [parent_label(Path(p)) for p in paths] if labels is None else list(labels)
     if (dest / INDEX).is_file():
         meta = json.loads((dest / INDEX).read_text())
-        if meta["size"] == size and meta["frames"] == frames and {e["path"] for e in meta["items"]} >= set(paths):
+        known = {_key(e["path"]) for e in meta["items"]} | {_key(p) for p in meta.get("failures", {})}
+        if meta["size"] == size and meta["frames"] == frames and known >= set(paths):
             return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    counts = {}
+    output_folder(dest, what="cache folder")
+    counts, unreadable = {}, {}
     for p in paths:
         try:
             counts[p] = count_frames(p)
-        except VidseqError:
-            counts[p] = 0
+        except VidseqError as e:
+            counts[p], unreadable[p] = 0, str(e)
+        if not counts[p] and p not in unreadable:
+            unreadable[p] = "no frames"
     entries, offset = [], 0
     for p, lab in zip(paths, labels):
         keep = min(counts[p], frames)
@@ -118,27 +127,29 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
         (dest / PROGRESS).write_text("")
     todo = [(i, e.path, counts[e.path], e.count, e.offset, offset, size, str(tmp_frames))
             for i, e in enumerate(entries) if i not in done]
-    failures = {}
+    failures = dict(unreadable)
     start, n_done = time.time(), 0
     # forkserver, not fork: a process forked after torch ran OpenMP threads deadlocks in its first parallel op
     ctx = multiprocessing.get_context("forkserver")
     n_workers = max(1, workers or os.cpu_count() or 1)
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool, \
-            open(dest / PROGRESS, "a") as log:
-        for i, err in pool.map(_fill, todo, chunksize=4):
-            if err:
-                failures[entries[i].path] = err
-            else:
-                log.write(f"{i}\n")
-                log.flush()
-            n_done += 1
-            if progress and (n_done % 50 == 0 or n_done == len(todo)):
-                rate = n_done / max(1e-9, time.time() - start)
-                eta = (len(todo) - n_done) / max(rate, 1e-9)
-                print(f"\rcache: {n_done}/{len(todo)} items, {rate:.1f} items/s, ETA {eta:.0f}s", end="",
-                      file=sys.stderr, flush=True)
-    if progress and todo:
-        print(file=sys.stderr)
+    try:
+        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool, \
+                open(dest / PROGRESS, "a") as log:
+            for i, err in pool.map(_fill, todo, chunksize=4):
+                if err:
+                    failures[entries[i].path] = err
+                else:
+                    log.write(f"{i}\n")
+                    log.flush()
+                n_done += 1
+                if progress and (n_done % 50 == 0 or n_done == len(todo)):
+                    rate = n_done / max(1e-9, time.time() - start)
+                    eta = (len(todo) - n_done) / max(rate, 1e-9)
+                    print(f"\rcache: {n_done}/{len(todo)} items, {rate:.1f} items/s, ETA {eta:.0f}s", end="",
+                          file=sys.stderr, flush=True)
+    finally:  # also on Ctrl-C: end the progress line; what was written is kept for the next run
+        if progress and todo:
+            print(file=sys.stderr)
     if failures:
         plan["items"] = [e for e in plan["items"] if e["path"] not in failures]
         plan["failures"] = failures
@@ -147,6 +158,18 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
     os.replace(tmp_index, dest / INDEX)
     (dest / PROGRESS).unlink(missing_ok=True)
     return dest
+
+
+def _key(path) -> str:
+    """An item's key in a cache: its absolute path, links and `..` resolved (against the working folder of
+    the moment, for a relative path)."""
+    path = os.fspath(path)
+    return _real(path) if os.path.isabs(path) else os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
 
 
 class ClipCache:
@@ -159,7 +182,8 @@ class ClipCache:
             raise DatasetError(f"{self.dest}: not a clip cache (no {INDEX}); build one with 'vidseq cache'")
         meta = json.loads(index.read_text())
         self.size, self.frames = meta["size"], meta["frames"]
-        self.entries = {e["path"]: CacheEntry(**e) for e in meta["items"]}
+        self.entries = {_key(e["path"]): CacheEntry(**e) for e in meta["items"]}
+        self.failures: dict[str, str] = meta.get("failures", {})  #: items left out, and why
         self.total = sum(e.count for e in self.entries.values())
         self._mm = None
 
@@ -174,13 +198,13 @@ class ClipCache:
         return self._mm
 
     def __contains__(self, path) -> bool:
-        return str(path) in self.entries
+        return _key(path) in self.entries
 
     def count(self, path) -> int:
-        return self.entries[str(path)].count
+        return self.entries[_key(path)].count
 
     def read(self, path, indices: Sequence[int]) -> np.ndarray:
-        e = self.entries[str(path)]
+        e = self.entries[_key(path)]
         return self.array[e.offset + np.asarray(indices, dtype=np.int64)]
 
 

@@ -82,6 +82,15 @@ def synth(
     typer.echo(f"  split lists: {result.root}/ucfTrainTestlist (train {result.train}, test {result.test})")
 
 
+def _sampler(value: str) -> str:
+    """Typer callback: the name of a frame sampler, checked before any data is read."""
+    from vidseq.sampling import SAMPLERS
+
+    if value not in SAMPLERS:
+        raise typer.BadParameter(f"unknown sampler {value!r}; choose one of {', '.join(SAMPLERS)}")
+    return value
+
+
 def _print_table(rows: list[dict], keys: list[str]) -> None:
     widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in keys}
     typer.echo("  ".join(k.ljust(widths[k]) for k in keys))
@@ -113,14 +122,14 @@ def _pct(v: float) -> str:
 def train(
     data: Annotated[str, typer.Argument(help="Frames tree, videos tree, dataset name (ucf101, hmdb51) or CSV.")],
     model: Annotated[str, typer.Option(help="Model name (see 'vidseq models').")] = "frame_avg",
-    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 5,
-    size: Annotated[int, typer.Option(help="Frame size in pixels (square).")] = 64,
-    bs: Annotated[int, typer.Option(help="Batch size (per process).")] = 32,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (after the frozen ones); default: the model's recipe.")]
-    = None,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
+    size: Annotated[int, typer.Option(min=8, help="Frame size in pixels (square).")] = 64,
+    bs: Annotated[int, typer.Option(min=1, help="Batch size (per process).")] = 32,
+    epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (after the frozen ones); default: the model's "
+                                                           "recipe.")] = None,
     lr: Annotated[str | None, typer.Option(help="Learning rate: a number, or 'auto' to run lr_find first.")] = None,
-    sampler: Annotated[str, typer.Option(help="Frame sampler: random (TSN segments), uniform, first, stride.")]
-    = "random",
+    sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler: random (TSN segments), "
+                                                                  "uniform, first, stride.")] = "random",
     split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32 (CPU always fp32).")] = "auto",
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",
@@ -128,7 +137,8 @@ def train(
     backbone: Annotated[str | None, typer.Option(help="Backbone, e.g. resnet18 or timm/convnext_tiny.")] = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="A model option KEY=VALUE, repeatable (e.g. -o depth=4 -o dim=96).")] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes (default: one per core).")] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="DataLoader worker processes (default: one per "
+                                                            "core).")] = None,
     cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
     = False,
     compile: Annotated[bool, typer.Option(help="Wrap the model in torch.compile.")] = False,
@@ -136,7 +146,8 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last completed epoch.")] = False,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: they swap left/right motion).")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    gpus: Annotated[int, typer.Option(help="Train on N GPUs: starts torchrun with one process per GPU.")] = 1,
+    gpus: Annotated[int, typer.Option(min=1, help="Train on N GPUs: starts torchrun with one process per GPU.")]
+    = 1,
     sync_bn: Annotated[bool, typer.Option(help="Synchronised batch norm across GPUs.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
 ) -> None:
@@ -245,10 +256,10 @@ def predict(
 def show(
     data: Annotated[str, typer.Argument(help="A frames tree, a videos tree, a dataset name or a CSV.")],
     out: Annotated[Path, typer.Option(help="Where to save the picture.")] = Path("batch.png"),
-    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 5,
-    size: Annotated[int, typer.Option(help="Frame size in pixels.")] = 64,
-    n: Annotated[int, typer.Option(help="How many clips to show.")] = 8,
-    sampler: Annotated[str, typer.Option(help="Frame sampler.")] = "random",
+    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
+    size: Annotated[int, typer.Option(min=8, help="Frame size in pixels.")] = 64,
+    n: Annotated[int, typer.Option(min=1, help="How many clips to show.")] = 8,
+    sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler.")] = "random",
     split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
     augment: Annotated[bool, typer.Option(help="Show training augmentation.")] = True,
 ) -> None:
@@ -261,6 +272,11 @@ def show(
     from vidseq.data import dataloaders_from_items
     from vidseq.datasets import load_items
 
+    kinds = plt.gcf().canvas.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in kinds:
+        raise VidseqError(f"{out}: cannot save a picture of that kind; end the name in .{' .'.join(sorted(kinds))}")
+    if not out.parent.is_dir():
+        raise VidseqError(f"{out.parent}: no such folder to save {out.name} in")
     items = load_items(data, split=split)
     dls = dataloaders_from_items(items, bs=n, image_size=size, seq_len=frames, sampler=sampler, augment=augment,
                                  workers=0, device="cpu")
@@ -273,20 +289,24 @@ def show(
 def cache_cmd(
     data: Annotated[str, typer.Argument(help="A frames tree, a videos tree, a dataset name or a CSV.")],
     dest: Annotated[Path, typer.Argument(help="Cache folder to write.")],
-    size: Annotated[int, typer.Option(help="Side of the cached square frames (a little above the training size).")]
-    = 72,
-    frames: Annotated[int, typer.Option(help="Frames kept per video, spread evenly.")] = 32,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    size: Annotated[int, typer.Option(min=8, help="Side of the cached square frames (a little above the training "
+                                                 "size).")] = 72,
+    frames: Annotated[int, typer.Option(min=1, help="Frames kept per video, spread evenly.")] = 32,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per core).")] = None,
 ) -> None:
     """Decode every clip once into a memory-mapped uint8 cache, so training loads clips at memory speed."""
     from vidseq.cache import ClipCache, build_cache
     from vidseq.datasets import load_items
 
-    items = load_items(data)
-    build_cache([it.path for it in items.items], dest, labels=[it.label for it in items.items], size=size,
-                frames=frames, workers=workers, progress=True)
+    items = load_items(data, split="none").items  # a cache serves any split
+    build_cache([it.path for it in items], dest, labels=[it.label for it in items], size=size, frames=frames,
+                workers=workers, progress=True)
     c = ClipCache(dest)
-    typer.echo(f"cached {len(c.entries)} items ({c.total} frames of {c.size}x{c.size}) in {dest}")
+    typer.echo(f"cached {len(c.entries)} of {len(items)} items ({c.total} frames of {c.size}x{c.size}) in {dest}")
+    if c.failures:
+        first = next(iter(c.failures.items()))
+        typer.echo(f"  left out {len(c.failures)} unreadable item(s), e.g. {first[0]} ({first[1]}); all of them "
+                   f"in {c.dest / 'index.json'}")
 
 
 @app.command("models")
@@ -391,7 +411,7 @@ def extract(
     Writes DEST/<Class>/<video_stem>/0.jpg, 1.jpg, ... (deeper folders of SRC are kept), DEST/manifest.csv
     and DEST/failures.jsonl (per shard: manifest-shard-I-of-N.csv, failures-shard-I-of-N.jsonl), and
     copies UCF101's/HMDB51's split lists found in SRC or beside it. A rerun skips complete videos.
-    Exit 0 when something was extracted or all was done already, 1 when nothing could be extracted.
+    Exit 0 when DEST has frames to use (from this run or an earlier one), 1 when none could be extracted.
     """
     from vidseq.extract import extract_dataset, parse_shard
 

@@ -38,11 +38,11 @@ from fasttransform import Transform
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from vidseq.datasets import is_frame_name
 from vidseq.errors import DatasetError, VideoError, VidseqError
 from vidseq.sampling import Pad, get_sampler, sample
 from vidseq.video import MAX_PIXELS, probe, read_frames
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _NUM = re.compile(r"(\d+)")
 
 
@@ -138,9 +138,10 @@ def frame_number(path: Path) -> int:
 
 
 def list_frames(folder: str | Path) -> list[Path]:
-    """Image files in a frame folder, sorted by frame number (10.jpg after 9.jpg)."""
+    """The frames of a frame folder, sorted by frame number (10.jpg after 9.jpg): images named by their
+    number (`is_frame_name`), so a cover image or a "3 copy.jpg" beside them is not taken for a frame."""
     folder = Path(folder)
-    files = [folder / f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+    files = [folder / f for f in os.listdir(folder) if is_frame_name(f)]
     return sorted(files, key=lambda p: (frame_number(p), p.name))
 
 

@@ -27,7 +27,8 @@ from vidseq.errors import DatasetError
 from vidseq.video import VIDEO_EXTENSIONS, is_video_file
 
 #: Image files that make a folder a frame folder when named by frame number ("0.jpg", "frame_00012.png").
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+#: Image files that count as frames of a frame folder, when named like 12.jpg, frame_0012.jpg, img12.png.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _FRAME_STEM = re.compile(r"^[A-Za-z_\-]*\d+$")
 _GROUP = re.compile(r"^(?:v_)?(?P<name>.+?)_g(?P<g>\d+)_")
 SPLIT_MODES = ("auto", "official", "official:N", "group", "random", "csv")
@@ -209,7 +210,8 @@ def group_of(path: str | Path) -> str | None:
     return f"{m['name']}_g{int(m['g']):02d}" if m else None
 
 
-def _is_frame_name(name: str) -> bool:
+def is_frame_name(name: str) -> bool:
+    """Whether file `name` is a frame: an image named by its number, with an optional letters prefix."""
     stem, ext = os.path.splitext(name)
     return ext.lower() in IMAGE_EXTENSIONS and bool(_FRAME_STEM.match(stem))
 
@@ -218,7 +220,7 @@ def is_frame_folder(path: str | Path) -> bool:
     """True for a folder that holds image files named by frame number (``0.jpg``, ``frame_0001.png``)."""
     try:
         with os.scandir(path) as it:
-            return any(e.is_file() and _is_frame_name(e.name) for e in it)
+            return any(e.is_file() and is_frame_name(e.name) for e in it)
     except OSError:
         return False
 
@@ -250,7 +252,7 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
                     try:
                         if e.is_dir():
                             subdirs.append(Path(e.path))
-                        elif _is_frame_name(e.name):
+                        elif is_frame_name(e.name):
                             has_frames = True
                             if deep:
                                 break  # a frame folder: no need to list its hundreds of images
@@ -502,14 +504,14 @@ def resolve_data(data: str | Path) -> Path:
 
 def _parse_split(split: str) -> tuple[str, int]:
     s = split.strip().lower()
-    if s in ("auto", "group", "random", "csv"):
+    if s in ("auto", "group", "random", "csv", "none"):
         return s, 1
     if s == "official":
         return s, 1
     if m := re.fullmatch(r"official:(\d+)", s):
         return "official", int(m[1])
     raise DatasetError(f"unknown split {split!r}; use auto, official, official:N (N = 1, 2 or 3), group, "
-                       "random or csv")
+                       "random, csv or none")
 
 
 def _tree_items(root: Path) -> tuple[list[Item], str]:
@@ -533,8 +535,24 @@ def _top(root: Path, p: Path) -> Path:
 _SIDES = {"train": False, "training": False, "valid": True, "validation": True, "val": True, "test": True}
 
 
+#: First-row cells that name columns rather than hold a path or a label: a header vidseq does not know.
+_HEADER_WORDS = {"file", "filename", "filepath", "file_path", "video", "video_path", "clip", "name", "class",
+                 "category", "action", "target", "y", "class_name", "classname"}
+
+
 def _csv_items(path: Path) -> tuple[list[Item], str, list[bool] | None, list[str]]:
-    """Items of a CSV manifest ``path,label[,split]``; paths relative to the CSV's folder or absolute."""
+    """Items of a CSV manifest ``path,label[,split]``; paths relative to the CSV's folder or absolute.
+
+    Also reads the ``manifest.csv`` that ``vidseq extract`` writes (columns video, label, ..., status, folder):
+    its frame folders, without the failed rows.
+    """
+    try:
+        return _read_csv_items(path)
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); save the manifest as UTF-8") from None
+
+
+def _read_csv_items(path: Path) -> tuple[list[Item], str, list[bool] | None, list[str]]:
     base = path.parent
     items: list[Item] = []
     sides: list[bool | None] = []
@@ -563,6 +581,16 @@ def _csv_items(path: Path) -> tuple[list[Item], str, list[bool] | None, list[str
                     cols = {k: low.index(k) for k in ("path", "label", "split") if k in low}
                     header = True
                     continue
+                if {"folder", "label", "status"} <= set(low):  # vidseq extract's manifest.csv
+                    cols = {"path": low.index("folder"), "label": low.index("label"), "status": low.index("status")}
+                    header = True
+                    continue
+                if low[0] in _HEADER_WORDS or (len(low) > 1 and low[1] in _HEADER_WORDS):
+                    raise DatasetError(f"{path}:{n}: a header without 'path' and 'label' columns (found "
+                                       f"{','.join(cells)}); name the columns path,label[,split]")
+            if "status" in cols:
+                if len(cells) <= max(cols.values()) or cells[cols["status"]] == "failed" or not cells[cols["path"]]:
+                    continue  # a failed video of vidseq extract's manifest: no frames to use
             if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
                 raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
             rel, label = cells[cols["path"]], cells[cols["label"]]
@@ -644,7 +672,8 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     folders, or a CSV manifest ``path,label[,split]``.
     split: "auto" (the CSV's split column, else official split 1 when split lists exist, else "group"
     when names are UCF-style ``_gNN_``, else "random"), "official" / "official:N" (N in 1..3), "group",
-    "random" (stratified by class; warns when groups exist, as near-duplicates then leak) or "csv".
+    "random" (stratified by class; warns when groups exist, as near-duplicates then leak), "csv", or "none"
+    (no validation items: every item for training, e.g. to cache or extract them all).
     Raises DatasetError (one line) for a missing path, no items, a single class, or an impossible split.
     """
     mode, number = _parse_split(split)
@@ -703,18 +732,21 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     elif mode == "random":
         train, valid = StratifiedSplitter(valid_pct, seed)(items)
         is_valid = _flags(len(items), valid)
+    elif mode == "none":
+        is_valid = [False] * len(items)
 
     _need_two_classes(root, {it.label for it in items})
     n_valid = sum(is_valid)
-    if n_valid == 0 or n_valid == len(items):
+    if mode != "none" and (n_valid == 0 or n_valid == len(items)):
         side = "validation" if n_valid == 0 else "training"
         raise DatasetError(f"{root}: the {mode} split leaves no {side} items ({len(items)} items); "
                            "add data or choose another split")
     leaked, n_groups = _leaks(items, is_valid)
     if mode == "random" and n_groups:
+        leak = (f"{leaked} of them have clips on both sides, so near-duplicates make validation accuracy optimistic"
+                if leaked else "none is split this time, but nothing keeps a group together")
         warnings.append(f"random split ignores the {n_groups} UCF-style groups (clips cut from one long video): "
-                        f"near-duplicates land on both sides ({leaked} groups here), so validation accuracy is "
-                        "optimistic; use split 'group' or 'official'")
+                        f"{leak}; use split 'group' or 'official'")
     elif leaked:
         warnings.append(f"{leaked} of {n_groups} groups have clips on both sides of the {mode} split "
                         "(near-duplicates leak into validation)")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import DatasetError, VideoError, VidseqError
+from vidseq.errors import DatasetError, VideoError, VidseqError, output_folder
 from vidseq.video import VIDEO_EXTENSIONS, FrameReader, is_video_file, probe
 
 #: Statuses of a manifest row. A ``partial`` video is truncated: its folder holds the frames that
@@ -119,8 +119,8 @@ class ExtractSummary:
 
     @property
     def ok(self) -> bool:
-        """True when something was extracted, or nothing failed (everything was already done)."""
-        return self.done + self.partial > 0 or self.failed == 0
+        """True when there are frames to use (extracted now or by an earlier run), or nothing failed."""
+        return self.done + self.partial + self.skipped > 0 or self.failed == 0
 
     @property
     def frames_per_second(self) -> float:
@@ -344,12 +344,21 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
         raise DatasetError(f"{src}: no such file or folder")
     if src.is_file() and not is_video_file(src):
         raise DatasetError(f"{src}: not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
-    videos = find_videos(src)
-    if not videos:
+    if src.is_dir() and (dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents):
+        raise DatasetError(f"{dest}: the frames must go outside the videos' folder {src} (a dataset folder "
+                           "holds videos or frame folders, not both); choose another DEST")
+    all_videos = find_videos(src)
+    if not all_videos:
         raise DatasetError(f"{src}: no video files found (looked for {' '.join(sorted(VIDEO_EXTENSIONS))})")
-    videos = [(p, rel) for p, rel in videos if in_shard(rel, shard)]
+    # frame folders are assigned over all videos, so that every shard settles a name clash the same way
+    folder_of = {rel: _folder_for(rel) for _, rel in all_videos}
+    parents = {a.as_posix() for f in folder_of.values() for a in Path(f).parents}
+    owner: dict[str, str] = {}
+    for _, rel in all_videos:
+        owner.setdefault(folder_of[rel], rel)
+    videos = [(p, rel) for p, rel in all_videos if in_shard(rel, shard)]
 
-    dest.mkdir(parents=True, exist_ok=True)
+    output_folder(dest, what="frames folder")
     split_lists = _copy_split_lists(src, dest, overwrite=overwrite) if src.is_dir() else []
     manifest_path, failures_path = output_names(dest, shard)
     prior = {rec.video: rec for rec in read_manifest(dest)}
@@ -357,22 +366,19 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
 
     records: dict[str, VideoRecord] = {}
     jobs: list[tuple[Path, str, Path]] = []
-    folder_of = {rel: _folder_for(rel) for _, rel in videos}
-    parents = {a.as_posix() for f in folder_of.values() for a in Path(f).parents}
-    owner: dict[str, str] = {}
     leftovers = _Leftovers(dest)
     for path, rel in videos:
         folder = folder_of[rel]
-        if folder in owner or folder in parents:
-            why = (f"is taken by {owner[folder]} (same name, other extension)" if folder in owner else
+        if owner[folder] != rel or folder in parents:
+            why = (f"is taken by {owner[folder]} (same name, other extension)" if owner[folder] != rel else
                    "also holds the frame folders of the videos in the folder of the same name")
             records[rel] = VideoRecord(rel, label_of[rel], reason=f"its frame folder {folder} {why}")
             continue
-        owner[folder] = rel
         out = dest / folder
         leftovers.clean(out)
-        if out.is_dir() and not overwrite:
-            records[rel] = _complete_record(rel, label_of[rel], folder, out, path, prior.get(rel))
+        done = None if overwrite else _complete_record(rel, label_of[rel], folder, out, path, prior.get(rel), size)
+        if done is not None:
+            records[rel] = done
         else:
             jobs.append((path, rel, out))
     skipped = len(records) - sum(r.status == FAILED for r in records.values())
@@ -418,25 +424,39 @@ def _folder_for(rel: str) -> str:
     return p.with_suffix("").as_posix() if p.suffix else p.as_posix() + "_frames"
 
 
-def _complete_record(rel: str, label: str, folder: str, out: Path, video: Path,
-                     prior: VideoRecord | None) -> VideoRecord:
-    """The record of a folder finished by an earlier run: from its manifest row, else rebuilt."""
+def _complete_record(rel: str, label: str, folder: str, out: Path, video: Path, prior: VideoRecord | None,
+                     size: int | None) -> VideoRecord | None:
+    """The record of a folder finished by an earlier run (from its manifest row, else rebuilt), or None when
+    it has to be done (again): no folder, no frames in it, not the frame count its manifest row says, or
+    frames of another size than `size` asks."""
+    if not out.is_dir():
+        return None
+    files = frame_files(out)
+    if not files:
+        return None
     if prior is not None and prior.status in (DONE, PARTIAL) and prior.folder == folder:
+        if prior.frames != len(files) or _other_size(prior.width, prior.height, size):
+            return None
         return dataclasses.replace(prior, label=label)
     import simplejpeg
 
-    files = frame_files(out)
     width = height = 0
-    if files:
-        try:
-            height, width, _, _ = simplejpeg.decode_jpeg_header(files[0].read_bytes())
-        except (OSError, ValueError):
-            pass
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(files[0].read_bytes())
+    except (OSError, ValueError):
+        pass
+    if _other_size(width, height, size):
+        return None
     try:
         fps = probe(video).fps
     except VideoError:
         fps = 0.0
     return VideoRecord(rel, label, len(files), fps, width, height, DONE, folder)
+
+
+def _other_size(width: int, height: int, size: int | None) -> bool:
+    """Whether frames of width x height are not what `size` (short side, or None: any) asks for."""
+    return size is not None and width > 0 and abs(min(width, height) - size) > 1
 
 
 class _Leftovers:

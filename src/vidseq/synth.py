@@ -21,6 +21,8 @@ Layout, as UCF101's::
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vidseq.errors import output_folder
 from vidseq.video import write_video
 
 #: (class name, family, direction). Pairs of one family differ only in the sign of the motion.
@@ -66,6 +69,8 @@ class SynthConfig:
             raise ValueError("clips and frames must be at least 1")
         if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
             raise ValueError(f"size must be even and at least 16x16, got {self.width}x{self.height}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
 
     @property
     def class_names(self) -> list[str]:
@@ -192,12 +197,13 @@ def _clip_name(cls: str, group: int, clip: int) -> str:
 def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress: bool = False) -> SynthResult:
     """Write a UCF101-shaped dataset of motion classes under `dest` (see the module's docstring).
 
-    Deterministic for a given config (seed included). Existing files of the same name are replaced.
+    Deterministic for a given config (seed included). Existing files of the same name are replaced. Each
+    video is written under a hidden temporary name and renamed when complete, and the split lists are
+    written last, so an interrupted run leaves no half-written video and no lists that name missing ones.
+    Progress goes to stderr.
     """
     cfg = config or SynthConfig()
-    root = Path(dest)
-    lists = root / "ucfTrainTestlist"
-    lists.mkdir(parents=True, exist_ok=True)
+    root = output_folder(dest, what="dataset")
     names = cfg.class_names
     train, test, n_frames = [], [], 0
     jobs = [(ci, g, c) for ci in range(cfg.classes) for g in range(1, cfg.groups + 1)
@@ -211,22 +217,33 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
         clip_rng = np.random.default_rng([cfg.seed, ci, g, c])
         rel = f"{name}/{_clip_name(name, g, c)}"
         out = root / "videos" / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.stem + ".tmp.avi")
-        frames = _render_clip(cfg, family, direction, group_rng, clip_rng)
-        write_video(tmp, frames, fps=cfg.fps, codec="mpeg4", quality=3)
-        tmp.replace(out)
+        output_folder(out.parent, what="class folder")
+        tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.avi")  # hidden: dataset scans skip it
+        try:
+            write_video(tmp, _render_clip(cfg, family, direction, group_rng, clip_rng), fps=cfg.fps,
+                        codec="mpeg4", quality=3)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
         n_frames += cfg.frames
         (test if g <= TEST_GROUPS else train).append((rel, ci + 1))
         if progress:
-            print(f"\r  {k + 1}/{len(jobs)} videos", end="", flush=True)
+            print(f"\r  {k + 1}/{len(jobs)} videos", end="", file=sys.stderr, flush=True)
     if progress:
-        print()
-    (lists / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
-    (lists / "trainlist01.txt").write_text("".join(f"{rel} {label}\n" for rel, label in train))
-    (lists / "testlist01.txt").write_text("".join(f"{rel}\n" for rel, _ in test))
-    (root / "synth.json").write_text(_json(asdict(cfg)))
+        print(file=sys.stderr)
+    lists = output_folder(root / "ucfTrainTestlist", what="split lists folder")
+    _write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    _write_text(lists / "trainlist01.txt", "".join(f"{rel} {label}\n" for rel, label in train))
+    _write_text(lists / "testlist01.txt", "".join(f"{rel}\n" for rel, _ in test))
+    _write_text(root / "synth.json", _json(asdict(cfg)))
     return SynthResult(root, len(jobs), n_frames, names, len(train), len(test))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file, so a reader never sees it half-written."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _json(d: dict) -> str:
