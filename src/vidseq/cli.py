@@ -376,7 +376,8 @@ def unpack(
 def info(
     data: Annotated[str, typer.Argument(help="ucf101, hmdb51, a folder of class folders (videos or frame "
                                              "folders) or a CSV manifest path,label[,split].")],
-    split: Annotated[str, typer.Option(help="auto, official, official:N, group, random or csv.")] = "auto",
+    split: Annotated[str, typer.Option(help="auto, official, official:N, group, random, csv or none (every "
+                                            "item for training).")] = "auto",
     valid_pct: Annotated[float, typer.Option(help="Share of each class for validation (group/random).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the group/random split.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
