@@ -592,20 +592,24 @@ def test_training_killed_after_epoch_k_resumes_through_the_cli_without_redoing_e
     assert load_run(run).classes == ["MoveLeft", "MoveRight"]
 
 
-def test_ctrl_c_gives_one_line_and_exit_130(monkeypatch, capsys):
+def test_ctrl_c_gives_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
     import vidseq.datasets
     import vidseq.learner
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(vidseq.datasets, "load_items", interrupt)
     assert main(["info", "anything"]) == 130
     assert capsys.readouterr().err == "vidseq: interrupted\n"
     monkeypatch.setattr(vidseq.learner, "train", interrupt)
     assert main(["train", "data", "--out", "runs/x"]) == 130
-    [line] = stderr_lines(capsys)
-    assert line.startswith("vidseq: interrupted; continue with: vidseq train data") and line.endswith("--resume")
+    assert stderr_lines(capsys) == ["vidseq: interrupted"]  # no epoch completed: nothing to resume
+    (tmp_path / "runs" / "x" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "checkpoint" / "state.json").write_text('{"epochs_done": 1}')
+    assert main(["train", "data", "--out", "runs/x"]) == 130
+    assert stderr_lines(capsys) == ["vidseq: interrupted; continue with: vidseq train data --out runs/x --resume"]
 
     def abort(*args, **kwargs):
         raise typer.Abort()

@@ -213,6 +213,14 @@ def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
     ["train", "{data}/videos", "--lr", "fast", *TRAIN],
     ["train", "{data}/videos", "--option", "depth", *TRAIN],
     ["train", "{data}/videos", "--option", "no_such_option=3", *TRAIN],
+    ["train", "{data}/videos", "--option", "head_dropout=abc", *TRAIN],
+    ["train", "{data}/videos", "--lr", "-1", *TRAIN],
+    ["train", "{data}/videos", "--device", "bogus", *TRAIN],
+    ["train", "{data}/videos", "--device", "cuda:7", *TRAIN],
+    ["train", "{data}/videos", "--workers", "-1", *TRAIN[:-2]],
+    ["train", "{data}/videos", "--resume", *TRAIN],
+    ["evaluate", "{tmp}", "--bs", "0"],
+    ["predict", "{tmp}", "x.avi", "--top", "0"],
 ])
 def test_user_errors_give_one_line_and_exit_2(args, data, tmp_path, capsys):
     one = data / "one" / "MoveLeft"
@@ -224,3 +232,96 @@ def test_user_errors_give_one_line_and_exit_2(args, data, tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "o")] if args[0] == "train" else args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0], err
+
+
+def test_train_refuses_a_file_as_its_run_folder(data, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_model_options_are_checked_and_read_as_python_writes_them(data, tmp_path):
+    from vidseq.cli import _model_options
+
+    assert _model_options(["motion=False", "a=true", "b=None", "c=3", "d=0.5", "e=text"]) == \
+        {"motion": False, "a": True, "b": None, "c": 3, "d": 0.5, "e": "text"}
+    from vidseq.models import create_model
+
+    for bad in ({"motion": "False"}, {"shift_div": 2.5}):
+        with pytest.raises(ModelError, match=f"option {next(iter(bad))} must be"):
+            create_model("tsm", 3, backbone="resnet18", pretrained=False, **bad)
+
+
+def test_resume_keeps_the_runs_settings_and_refuses_other_ones(data, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "r"
+    args = ["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]
+    original = RunCheckpoint.after_epoch
+
+    def interrupt(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", interrupt)
+    assert main(args) == 130
+    hint = capsys.readouterr().err.strip()
+    assert hint == f"vidseq: interrupted; continue with: vidseq train {data / 'videos'} --out {run} --resume"
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", original)
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume", "--size", "48"]) == 2
+    assert "--size 48 (the run's: 32)" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # the hint, as printed, from another folder: the run's own settings
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["clip"]["size"] == 32 and config["clip"]["frames"] == 3 and config["train"]["bs"] == 4
+    assert config["train"]["pretrained"] is False and config["model"]["backbone"] == "resnet18"
+    assert config["data"]["source"] == str((data / "videos").resolve())  # absolute: evaluate from anywhere
+
+
+def test_interrupt_before_an_epoch_ends_does_not_suggest_resume(data, tmp_path, monkeypatch, capsys):
+    import vidseq.learner as learner
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(learner, "_fit", interrupt)
+    assert main(["train", str(data / "videos"), *TRAIN, "--out", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err.strip() == "vidseq: interrupted"
+
+
+@pytest.mark.parametrize("damage", ["config.json", "checkpoint/optimizer.safetensors", "checkpoint/state.json"])
+def test_resume_of_a_damaged_run_is_one_line(data, trained, tmp_path, damage, capsys):
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(trained, run)
+    (run / "checkpoint").mkdir(exist_ok=True)
+    save_weights(load_run(trained).model, run / "checkpoint" / "model.safetensors")
+    (run / "checkpoint" / "optimizer.safetensors").write_bytes(b"")
+    (run / "checkpoint" / "state.json").write_text('{"epochs_done": 1}')
+    target = run / damage
+    if damage.endswith("state.json"):
+        target.write_text("garbage")
+    else:
+        target.unlink()
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resume" in err[0] and "train without --resume" in err[0]
+
+
+def test_predict_refuses_files_that_are_not_videos_and_folders_of_videos(trained, data, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello\nworld\n" * 50)
+    video = next((data / "videos" / "MoveLeft").glob("*.avi"))
+    assert main(["predict", str(trained), str(tmp_path / "notes.txt"), str(data / "videos" / "MoveLeft"),
+                 str(video)]) == 0
+    out, err = capsys.readouterr()
+    assert "notes.txt: not a video file" in err and "a folder without numbered frames" in err
+    assert str(video) in out and "notes.txt" not in out
+
+
+def test_a_new_training_run_removes_the_old_runs_evaluation(trained, data, tmp_path):
+    import shutil
+
+    run = tmp_path / "again"
+    shutil.copytree(trained, run)
+    (run / "report.html").write_text("an old report")
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run)]) == 0
+    assert not (run / "report.html").exists()

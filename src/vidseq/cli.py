@@ -99,14 +99,19 @@ def _print_table(rows: list[dict], keys: list[str]) -> None:
 
 
 def _model_options(items: list[str]) -> dict:
-    """`KEY=VALUE` strings -> {key: value}, values read as JSON where they parse (numbers, true, null)."""
+    """`KEY=VALUE` strings -> {key: value}, values read as JSON where they parse (numbers, true, null; also
+    Python's True, False and None), else kept as text."""
     import json
 
+    words = {"true": True, "false": False, "none": None, "null": None}
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--option'")
+        if value.strip().lower() in words:
+            out[key.strip()] = words[value.strip().lower()]
+            continue
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -176,8 +181,9 @@ def train(
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
-        _INTERRUPTED[0] = (f"vidseq: interrupted; continue with: vidseq train {data} --model {model} --out "
-                           f"{out or 'runs/' + model} --resume")
+        run = out or Path("runs") / model
+        if (Path(run) / "checkpoint" / "state.json").is_file():  # an epoch was completed: something to resume
+            _INTERRUPTED[0] = f"vidseq: interrupted; continue with: vidseq train {data} --out {run} --resume"
         raise
     from vidseq.distributed import is_rank0
 
@@ -195,9 +201,9 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
     data: Annotated[str | None, typer.Option(help="Data to evaluate on (default: the run's own).")] = None,
     split: Annotated[str | None, typer.Option(help="Split (default: the run's own).")] = None,
-    clips: Annotated[int, typer.Option(help="Clips per video, predictions averaged.")] = 1,
-    bs: Annotated[int, typer.Option(help="Batch size.")] = 16,
-    workers: Annotated[int, typer.Option(help="Worker processes for decoding.")] = 0,
+    clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
+    bs: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes for decoding.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     report: Annotated[bool, typer.Option(help="Write confusion.png, per_class.csv and report.html.")] = True,
 ) -> None:
@@ -227,9 +233,10 @@ def evaluate(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
-    videos: Annotated[list[Path], typer.Argument(help="Video files (any container PyAV opens).")],
-    top: Annotated[int, typer.Option(help="How many classes to show per file.")] = 5,
-    clips: Annotated[int, typer.Option(help="Clips per video, predictions averaged.")] = 1,
+    videos: Annotated[list[Path], typer.Argument(help="Video files (any container PyAV opens) or frame "
+                                                      "folders.")],
+    top: Annotated[int, typer.Option(min=1, help="How many classes to show per file.")] = 5,
+    clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
 ) -> None:
     """Classify video files directly (no extraction); a bad file gets one error line, the rest go on."""

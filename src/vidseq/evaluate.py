@@ -163,7 +163,7 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
     run = run if isinstance(run, Run) else load_run(run, device=device)
     source = data if data is not None else run.config["data"]["source"]
     split = split or run.config["data"].get("split", "auto")
-    itemset = load_items(source, split=split, seed=run.config["train"].get("seed", 0))
+    itemset = load_items(source, split=split, seed=run.config.get("train", {}).get("seed", 0))
     items = itemset.valid_items()
     if not items:
         raise DatasetError(f"{source}: no validation items under split {split}")

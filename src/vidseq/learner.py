@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import shutil
@@ -27,7 +28,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy, top_k_accuracy
 from fastai.optimizer import OptimWrapper, detuplify_pg, pytorch_hp_map
 
-from vidseq.errors import DatasetError, VidseqError
+from vidseq.errors import DatasetError, VidseqError, output_folder
 from vidseq.runs import (
     CHECKPOINT,
     CONFIG,
@@ -84,6 +85,10 @@ class TrainConfig:
     verbose: bool = True
 
 
+#: What `vidseq evaluate` writes into a run folder: a new training run in that folder removes them.
+EVALUATION_FILES = ("confusion.png", "per_class.csv", "evaluation.json", "report.html")
+
+
 @dataclass
 class TrainResult:
     run: Path
@@ -130,9 +135,18 @@ def adamw(device: torch.device):
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device to train on: `device` ("cpu", "cuda", "cuda:N"), or a GPU when there is one."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise VidseqError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VidseqError(f"device {device}: no CUDA GPU is usable here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise VidseqError(f"device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -283,13 +297,67 @@ def loader_workers(workers: int | None, device: torch.device) -> int:
     return 0 if cores <= 4 else cores // 4
 
 
+def data_source(data: str | Path) -> str:
+    """How a run records its data: an absolute path (so the run can be evaluated from anywhere), or the
+    dataset's name (ucf101, hmdb51)."""
+    return str(Path(data).resolve()) if Path(data).exists() else str(data)
+
+
+def resume_state(run: Path) -> tuple[dict[str, Any], int]:
+    """The saved config and the epochs done of an interrupted run, or one line saying why it cannot resume."""
+    state_file = run / CHECKPOINT / "state.json"
+    if not state_file.is_file():
+        raise VidseqError(f"{run}: nothing to resume (no {CHECKPOINT}/state.json); train without --resume")
+    again = "train without --resume to start over"
+    for needed in (run / CONFIG, run / CHECKPOINT / WEIGHTS, run / CHECKPOINT / "optimizer.safetensors"):
+        if not needed.is_file():
+            raise VidseqError(f"{run}: cannot resume, {needed.relative_to(run)} is missing; {again}")
+    try:
+        saved = json.loads((run / CONFIG).read_text())
+        done = json.loads(state_file.read_text())["epochs_done"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise VidseqError(f"{run}: cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged ({e}); "
+                          f"{again}") from None
+    missing = [k for k in ("model", "data", "clip", "train") if not isinstance(saved.get(k), dict)]
+    if missing:
+        raise VidseqError(f"{run}: cannot resume, its {CONFIG} lacks {', '.join(missing)}; {again}")
+    if not isinstance(done, int) or done < 0:
+        raise VidseqError(f"{run}: cannot resume, {CHECKPOINT}/state.json has no epoch count; {again}")
+    return saved, done
+
+
+def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
+    """`cfg` with the interrupted run's own settings: a run resumes as it started. A setting given on the
+    command line that differs from the run's (and from the default) is refused, not silently dropped."""
+    defaults = TrainConfig(data="")
+    model = saved["model"]
+    ours = {"model": model["name"], "frames": saved["clip"]["frames"], "size": saved["clip"]["size"],
+            "sampler": saved["clip"]["sampler"], "bs": saved["train"]["bs"],
+            "pretrained": saved["train"]["pretrained"], "augment": saved["train"].get("augment", True),
+            "flip": saved["train"].get("flip", False), "seed": saved["train"].get("seed", 0),
+            "precision": saved["train"].get("precision", "auto"), "split": saved["data"].get("split", "auto"),
+            "backbone": model.get("backbone")}
+    options = {k: v for k, v in model.items() if k not in ("name", "n_classes", "seq_len", "image_size", "backbone")}
+    clash = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run's: {v})" for k, v in ours.items()
+             if getattr(cfg, k) != getattr(defaults, k) and getattr(cfg, k) != v and k != "precision"]
+    clash += [f"-o {k}={v!r} (the run's: {options.get(k)!r})" for k, v in cfg.model_kwargs.items()
+              if options.get(k) != v]
+    if data_source(cfg.data) != data_source(saved["data"]["source"]):
+        clash.append(f"data {cfg.data} (the run's: {saved['data']['source']})")
+    if clash:
+        raise VidseqError(f"cannot resume with other settings than the run's: {'; '.join(clash)}; drop them, or "
+                          "train without --resume to start over")
+    return dataclasses.replace(cfg, **ours, model_kwargs=options)
+
+
 def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> dict[str, Any]:
     from vidseq.runs import unwrap
 
     return {
         "model": unwrap(model).vidseq_config,
         "classes": list(itemset.classes),
-        "data": {"source": str(cfg.data), "root": str(itemset.root), "kind": itemset.kind, "split": itemset.split,
+        "data": {"source": data_source(cfg.data), "root": str(Path(itemset.root).resolve()), "kind": itemset.kind,
+                 "split": itemset.split,
                  "train": len(itemset.train_items()), "valid": len(itemset.valid_items())},
         "clip": {"frames": cfg.frames, "size": cfg.size, "sampler": cfg.sampler, "pad": "repeat",
                  "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
@@ -318,19 +386,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every batch of a run has one clip shape
     precision = resolve_precision(cfg.precision, device)
+    if isinstance(cfg.lr, float) and not cfg.lr > 0:
+        raise VidseqError(f"learning rate must be positive, got {cfg.lr}")
     run = Path(cfg.out or f"runs/{cfg.model}")
-    state_file = run / CHECKPOINT / "state.json"
     if cfg.resume:
-        if not state_file.is_file():
-            raise VidseqError(f"{run}: nothing to resume (no {CHECKPOINT}/state.json); train without --resume")
-        saved = json.loads((run / CONFIG).read_text())
-        done = json.loads(state_file.read_text())["epochs_done"]
+        saved, done = resume_state(run)
+        cfg = resumed_config(cfg, saved)
     else:
         saved, done = None, 0
         if (run / CONFIG).is_file() and is_rank0():
-            for stale in (CHECKPOINT,):
-                shutil.rmtree(run / stale, ignore_errors=True)
-            (run / "metrics.csv").unlink(missing_ok=True)
+            shutil.rmtree(run / CHECKPOINT, ignore_errors=True)
+            for stale in ("metrics.csv", *EVALUATION_FILES):  # another run's results would sit beside this one
+                (run / stale).unlink(missing_ok=True)
     set_seed(cfg.seed)
     itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
     if len(itemset.classes) < 2:
@@ -354,7 +421,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         recipe.update({k: saved["train"][k] for k in ("epochs", "freeze_epochs", "lr")})
 
     if is_rank0():
-        run.mkdir(parents=True, exist_ok=True)
+        output_folder(run, what="run folder")
     model_kwargs = dict(cfg.model_kwargs)
     if saved is not None:
         model = create_model(**{**saved["model"], "pretrained": False})

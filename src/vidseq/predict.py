@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidseq.datasets import is_frame_folder
+from vidseq.errors import VideoError
 from vidseq.evaluate import predict_paths
 from vidseq.runs import Run, load_run
-from vidseq.video import probe
+from vidseq.video import VIDEO_EXTENSIONS, is_video_file, probe
 
 
 @dataclass
@@ -46,7 +48,12 @@ def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: in
         try:
             if not p.exists():
                 raise FileNotFoundError
+            if p.is_dir() and not is_frame_folder(p):
+                raise VideoError(f"{f}: a folder without numbered frames (0.jpg, 1.jpg, ...); give video files "
+                                 "or a frame folder")
             if p.is_file():
+                if not is_video_file(p):  # FFmpeg would open a text file as a video of its characters
+                    raise VideoError(f"{f}: not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
                 probe(p)  # fail fast, with vidseq's reason, before queueing the file
             readable.append(i)
         except FileNotFoundError:

@@ -163,7 +163,7 @@ def read_config(run: str | Path) -> dict[str, Any]:
         cfg = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise ModelError(f"{cfg_path}: not valid JSON ({e})") from None
-    for key in ("model", "classes", "data"):
+    for key in ("model", "classes", "data", "clip"):
         if key not in cfg:
             raise ModelError(f"{cfg_path}: missing '{key}'; is this a vidseq run?")
     return cfg

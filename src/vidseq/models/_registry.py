@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +47,27 @@ def model_options(name: str) -> dict[str, Any]:
     """The options (keyword arguments past the common ones) of model `name`, with their defaults."""
     fn = _builder(name)
     return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in _COMMON}
+
+
+def _check_option(model: str, key: str, value: Any, fn: Callable[..., nn.Module]) -> None:
+    """Refuse a value of the wrong type for option `key` of builder `fn` (from its annotation: bool, int,
+    float, str and unions of them with None), in one line; other annotations are not checked."""
+    try:
+        hint = typing.get_type_hints(fn).get(key)
+    except (NameError, TypeError):  # an annotation that cannot be evaluated here: nothing to check against
+        return
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    simple = {bool: "true or false", int: "a whole number", float: "a number", str: "text", type(None): "null"}
+    if not all(t in simple for t in allowed):
+        return
+    ok = any(value is None if t is type(None) else
+             isinstance(value, bool) if t is bool else
+             isinstance(value, int) and not isinstance(value, bool) if t is int else
+             isinstance(value, (int, float)) and not isinstance(value, bool) if t is float else
+             isinstance(value, t) for t in allowed)
+    if not ok:
+        raise ModelError(f"model {model}: option {key} must be {' or '.join(simple[t] for t in allowed)}, "
+                         f"got {value!r}")
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
@@ -102,6 +125,8 @@ def create_model(
     except (TypeError, ValueError):
         raise ModelError(f"model {name}: options must be plain values (numbers, strings, lists), got {kwargs!r}") \
             from None
+    for key, value in kwargs.items():
+        _check_option(name, key, value, fn)
     model = fn(n_classes, seq_len=seq_len, image_size=tuple(size), backbone=backbone, pretrained=pretrained,
                **kwargs)
     config["backbone"] = getattr(model, "backbone_name", backbone)

@@ -40,8 +40,9 @@ def weights_path(pretrained: Pretrained) -> Path | None:
 
 def no_weights_error(what: str, exc: BaseException, *, hint: str) -> ModelError:
     """The one-line error for pretrained weights of `what` that could not be had."""
-    return ModelError(f"cannot get pretrained weights for {what} ({one_line(exc)}): pass pretrained=False to "
-                      f"start from random weights, or pretrained='path/to/weights.safetensors' ({hint})")
+    return ModelError(f"cannot get pretrained weights for {what} ({one_line(exc)}): train with --no-pretrained "
+                      f"(pretrained=False in Python) to start from random weights, or give a local weights file "
+                      f"(pretrained='path/to/weights.safetensors': {hint})")
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
