@@ -232,6 +232,7 @@ def test_user_errors_give_one_line_and_exit_2(args, data, tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "o")] if args[0] == "train" else args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0], err
+    assert not (tmp_path / "o").exists()  # a run that could not start leaves no folder behind
 
 
 def test_train_refuses_a_file_as_its_run_folder(data, tmp_path, capsys):

@@ -420,14 +420,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     if saved is not None:  # a resumed run keeps its own schedule
         recipe.update({k: saved["train"][k] for k in ("epochs", "freeze_epochs", "lr")})
 
-    if is_rank0():
-        output_folder(run, what="run folder")
     model_kwargs = dict(cfg.model_kwargs)
     if saved is not None:
         model = create_model(**{**saved["model"], "pretrained": False})
     else:
         model = create_model(cfg.model, len(itemset.classes), seq_len=cfg.frames, image_size=cfg.size,
                              backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
+    if is_rank0():  # only now: a run that cannot start (bad option, no weights) leaves no empty folder
+        output_folder(run, what="run folder")
     dls = build_dataloaders(cfg, itemset, device=device, run=run)
     if cfg.sync_bn and dist.world_size > 1:
         model = sync_batchnorm(model, device)
