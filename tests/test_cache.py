@@ -103,3 +103,17 @@ def test_cache_refuses_bad_settings_and_a_file_as_its_folder(videos, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(VidseqError, match="is a file, not a folder"):
         build_cache(videos, tmp_path / "afile", size=16, frames=2, workers=1, progress=False)
+
+
+def test_cache_workers_ignore_ctrl_c_from_their_start():
+    import subprocess
+    import sys
+
+    script = ("import multiprocessing, signal\n"
+              "from vidseq.cache import _start_forkserver_ignoring_ctrl_c\n"
+              "_start_forkserver_ignoring_ctrl_c()\n"
+              "with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
+              "    print(pool.apply(signal.getsignal, (signal.SIGINT,)) is signal.SIG_IGN)\n"
+              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "True"], out.stderr  # the workers ignore it; this process does not

@@ -102,3 +102,17 @@ def test_cache_command_caches_a_dataset_too_small_to_split_and_reports_unreadabl
     assert main(["cache", str(data), str(tmp_path / "c"), "--size", "16", "--frames", "4", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "cached 2 of 3 items" in out and "left out 1 unreadable item(s)" in out and "v_B_g02_c01.avi" in out
+
+
+def test_cache_command_counts_only_the_datasets_items_in_a_shared_cache(tmp_path, make_video, capsys):
+    for cls in ("A", "B"):
+        for g in (1, 2):
+            make_video(f"{cls}/v_{cls}_g0{g}_c01.avi", n=6, seed=g)
+    data = next(iter(tmp_path.glob("**/A"))).parent
+    args = ["--size", "16", "--frames", "4", "--workers", "1"]
+    assert main(["cache", str(data), str(tmp_path / "c"), *args]) == 0
+    two = [f"{v},{v.parent.name}" for v in sorted(data.glob("*/*g01*.avi"))]
+    (tmp_path / "two.csv").write_text("path,label\n" + "\n".join(two) + "\n")
+    capsys.readouterr()
+    assert main(["cache", str(tmp_path / "two.csv"), str(tmp_path / "c"), *args]) == 0
+    assert "cached 2 of 2 items (8 frames" in capsys.readouterr().out

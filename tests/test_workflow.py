@@ -219,6 +219,8 @@ def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
     ["train", "{data}/videos", "--device", "cuda:7", *TRAIN],
     ["train", "{data}/videos", "--workers", "-1", *TRAIN[:-2]],
     ["train", "{data}/videos", "--resume", *TRAIN],
+    ["train", "{data}/videos", "--device", "meta", *TRAIN],
+    ["train", "{data}/videos", "--lr", "inf", *TRAIN],
     ["evaluate", "{tmp}", "--bs", "0"],
     ["predict", "{tmp}", "x.avi", "--top", "0"],
 ])
@@ -309,13 +311,19 @@ def test_resume_of_a_damaged_run_is_one_line(data, trained, tmp_path, damage, ca
 
 
 def test_predict_refuses_files_that_are_not_videos_and_folders_of_videos(trained, data, tmp_path, capsys):
-    (tmp_path / "notes.txt").write_text("hello\nworld\n" * 50)
+    from PIL import Image
+
+    (tmp_path / "notes.txt").write_text("hello\nworld\n" * 50)  # FFmpeg reads it as a "video" of its text
+    Image.new("RGB", (32, 32)).save(tmp_path / "photo.png")
     video = next((data / "videos" / "MoveLeft").glob("*.avi"))
-    assert main(["predict", str(trained), str(tmp_path / "notes.txt"), str(data / "videos" / "MoveLeft"),
-                 str(video)]) == 0
+    other = tmp_path / "clip.mts"  # a real video under an unusual extension is still a video
+    other.write_bytes(video.read_bytes())
+    assert main(["predict", str(trained), str(tmp_path / "notes.txt"), str(tmp_path / "photo.png"),
+                 str(data / "videos" / "MoveLeft"), str(video), str(other)]) == 0
     out, err = capsys.readouterr()
-    assert "notes.txt: not a video file" in err and "a folder without numbered frames" in err
-    assert str(video) in out and "notes.txt" not in out
+    assert "notes.txt: not a video (read as tty)" in err and "photo.png: not a video (read as png_pipe)" in err
+    assert "a folder without numbered frames" in err
+    assert str(video) in out and str(other) in out and "notes.txt" not in out
 
 
 def test_a_new_training_run_removes_the_old_runs_evaluation(trained, data, tmp_path):
@@ -326,3 +334,38 @@ def test_a_new_training_run_removes_the_old_runs_evaluation(trained, data, tmp_p
     (run / "report.html").write_text("an old report")
     assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run)]) == 0
     assert not (run / "report.html").exists()
+
+
+def test_resume_refuses_any_setting_given_that_is_not_the_runs_and_a_finished_run(data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    run = tmp_path / "r"
+    original = RunCheckpoint.after_epoch
+
+    def interrupt(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", interrupt)
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 130
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", original)
+    capsys.readouterr()
+    for given in (["--size", "64"], ["--bs", "32"], ["--epochs", "5"], ["--pretrained"]):  # 64, 32: the defaults
+        assert main(["train", str(data / "videos"), "--out", str(run), "--resume", *given]) == 2
+        assert "cannot resume with other settings than the run's" in capsys.readouterr().err
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume", "--size", "32"]) == 0  # the run's
+    weights = (run / "model.safetensors").read_bytes()
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume"]) == 2
+    assert "finished all its 2 epochs, nothing to resume" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == weights
+
+
+def test_a_training_run_that_cannot_start_leaves_the_old_run_as_it_was(trained, data, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "old"
+    shutil.copytree(trained, run)
+    (run / "report.html").write_text("the old report")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for args in (["/no/such/data", *TRAIN], [str(data / "videos"), *TRAIN, "-o", "head_dropout=abc"]):
+        assert main(["train", *args, "--out", str(run)]) == 2
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

@@ -64,6 +64,22 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _start_forkserver_ignoring_ctrl_c() -> None:
+    """Start multiprocessing's fork server (if it is not running yet) with Ctrl-C ignored, so the workers it
+    forks ignore it from their first instruction: a Ctrl-C while they start would otherwise kill one before
+    `_init_worker` runs, and the pool's manager thread would die with a traceback."""
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _fill(args) -> tuple[int, str | None]:
     """Worker: decode item `i` and write its frames into the memory-mapped file."""
     i, path, n_frames, keep, offset, total, size, frames_file = args
@@ -131,6 +147,7 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
     start, n_done = time.time(), 0
     # forkserver, not fork: a process forked after torch ran OpenMP threads deadlocks in its first parallel op
     ctx = multiprocessing.get_context("forkserver")
+    _start_forkserver_ignoring_ctrl_c()
     n_workers = max(1, workers or os.cpu_count() or 1)
     try:
         with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool, \

@@ -5,6 +5,7 @@ Every user mistake ends in one line on stderr and exit code 2; failures of the w
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -91,6 +92,12 @@ def _sampler(value: str) -> str:
     return value
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was given on the command line (or in the environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def _print_table(rows: list[dict], keys: list[str]) -> None:
     widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in keys}
     typer.echo("  ".join(k.ljust(widths[k]) for k in keys))
@@ -125,6 +132,7 @@ def _pct(v: float) -> str:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="Frames tree, videos tree, dataset name (ucf101, hmdb51) or CSV.")],
     model: Annotated[str, typer.Option(help="Model name (see 'vidseq models').")] = "frame_avg",
     frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
@@ -177,7 +185,8 @@ def train(
     cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
                       epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
                       pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
-                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs)
+                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs,
+                      given=frozenset(name for name in ctx.params if _given(ctx, name)))
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
@@ -309,11 +318,13 @@ def cache_cmd(
     build_cache([it.path for it in items], dest, labels=[it.label for it in items], size=size, frames=frames,
                 workers=workers, progress=True)
     c = ClipCache(dest)
-    typer.echo(f"cached {len(c.entries)} of {len(items)} items ({c.total} frames of {c.size}x{c.size}) in {dest}")
-    if c.failures:
-        first = next(iter(c.failures.items()))
-        typer.echo(f"  left out {len(c.failures)} unreadable item(s), e.g. {first[0]} ({first[1]}); all of them "
-                   f"in {c.dest / 'index.json'}")
+    cached = [it for it in items if it.path in c]
+    frames = sum(c.count(it.path) for it in cached)
+    typer.echo(f"cached {len(cached)} of {len(items)} items ({frames} frames of {c.size}x{c.size}) in {dest}")
+    left_out = [c.failures[k] for k in (os.path.realpath(it.path) for it in items) if k in c.failures]
+    if left_out:
+        typer.echo(f"  left out {len(left_out)} unreadable item(s), e.g. {left_out[0]}; all of them with their "
+                   f"reasons in {c.dest / 'index.json'}")
 
 
 @app.command("models")

@@ -560,6 +560,7 @@ def _read_csv_items(path: Path) -> tuple[list[Item], str, list[bool] | None, lis
     kinds: set[str] = set()
     cols = {"path": 0, "label": 1, "split": 2}
     header = False
+    failed = 0
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as e:
@@ -590,6 +591,7 @@ def _read_csv_items(path: Path) -> tuple[list[Item], str, list[bool] | None, lis
                                        f"{','.join(cells)}); name the columns path,label[,split]")
             if "status" in cols:
                 if len(cells) <= max(cols.values()) or cells[cols["status"]] == "failed" or not cells[cols["path"]]:
+                    failed += 1
                     continue  # a failed video of vidseq extract's manifest: no frames to use
             if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
                 raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
@@ -614,6 +616,9 @@ def _read_csv_items(path: Path) -> tuple[list[Item], str, list[bool] | None, lis
                 raise DatasetError(f"{path}:{n}: {p} is neither a video file nor a frame folder")
             items.append(Item(p, label, group_of(p)))
             sides.append(_SIDES[side_cell.lower()] if side_cell else None)
+    if not items and failed:
+        raise DatasetError(f"{path}: every video in this vidseq extract manifest failed ({failed}); see "
+                           f"{path.parent / 'failures.jsonl'}")
     if not items:
         raise DatasetError(f"{path}: no usable rows (expected path,label[,split]; "
                            f"{len(missing)} path(s) do not exist)")

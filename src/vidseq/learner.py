@@ -83,6 +83,9 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     sync_bn: bool = False
     verbose: bool = True
+    #: the settings the user gave explicitly (the command line fills it in); None: those that differ from
+    #: the defaults. A resumed run refuses a given setting that differs from the run's own.
+    given: frozenset[str] | None = None
 
 
 #: What `vidseq evaluate` writes into a run folder: a new training run in that folder removes them.
@@ -142,6 +145,8 @@ def pick_device(device: str | None = None) -> torch.device:
         dev = torch.device(device)
     except RuntimeError:
         raise VidseqError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise VidseqError(f"device {device}: vidseq trains on cpu or cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise VidseqError(f"device {device}: no CUDA GPU is usable here; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -315,14 +320,19 @@ def resume_state(run: Path) -> tuple[dict[str, Any], int]:
     try:
         saved = json.loads((run / CONFIG).read_text())
         done = json.loads(state_file.read_text())["epochs_done"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise VidseqError(f"{run}: cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged ({e}); "
-                          f"{again}") from None
-    missing = [k for k in ("model", "data", "clip", "train") if not isinstance(saved.get(k), dict)]
+    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise VidseqError(f"{run}: cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); {again}") from None
+    missing = [k for k in ("model", "data", "clip", "train") if not isinstance(saved, dict)
+               or not isinstance(saved.get(k), dict)]
     if missing:
         raise VidseqError(f"{run}: cannot resume, its {CONFIG} lacks {', '.join(missing)}; {again}")
-    if not isinstance(done, int) or done < 0:
-        raise VidseqError(f"{run}: cannot resume, {CHECKPOINT}/state.json has no epoch count; {again}")
+    total = saved["train"].get("freeze_epochs", 0) + saved["train"].get("epochs", 0)
+    if not isinstance(done, int) or not 0 <= done <= total:
+        raise VidseqError(f"{run}: cannot resume, {CHECKPOINT}/state.json has no usable epoch count; {again}")
+    if done == total:
+        raise VidseqError(f"{run}: finished all its {total} epochs, nothing to resume; train without --resume "
+                          "to train it again")
     return saved, done
 
 
@@ -330,6 +340,9 @@ def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     """`cfg` with the interrupted run's own settings: a run resumes as it started. A setting given on the
     command line that differs from the run's (and from the default) is refused, not silently dropped."""
     defaults = TrainConfig(data="")
+    given = cfg.given if cfg.given is not None else {
+        k for k in ("model", "frames", "size", "sampler", "bs", "pretrained", "augment", "flip", "seed", "split",
+                    "backbone", "lr", "epochs") if getattr(cfg, k) != getattr(defaults, k)}
     model = saved["model"]
     ours = {"model": model["name"], "frames": saved["clip"]["frames"], "size": saved["clip"]["size"],
             "sampler": saved["clip"]["sampler"], "bs": saved["train"]["bs"],
@@ -338,8 +351,9 @@ def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
             "precision": saved["train"].get("precision", "auto"), "split": saved["data"].get("split", "auto"),
             "backbone": model.get("backbone")}
     options = {k: v for k, v in model.items() if k not in ("name", "n_classes", "seq_len", "image_size", "backbone")}
-    clash = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run's: {v})" for k, v in ours.items()
-             if getattr(cfg, k) != getattr(defaults, k) and getattr(cfg, k) != v and k != "precision"]
+    schedule = {"lr": saved["train"].get("lr"), "epochs": saved["train"].get("epochs")}
+    clash = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run's: {v})" for k, v in {**ours, **schedule}.items()
+             if k in given and getattr(cfg, k) != v]
     clash += [f"-o {k}={v!r} (the run's: {options.get(k)!r})" for k, v in cfg.model_kwargs.items()
               if options.get(k) != v]
     if data_source(cfg.data) != data_source(saved["data"]["source"]):
@@ -386,7 +400,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every batch of a run has one clip shape
     precision = resolve_precision(cfg.precision, device)
-    if isinstance(cfg.lr, float) and not cfg.lr > 0:
+    if isinstance(cfg.lr, float) and not 0 < cfg.lr < math.inf:
         raise VidseqError(f"learning rate must be positive, got {cfg.lr}")
     run = Path(cfg.out or f"runs/{cfg.model}")
     if cfg.resume:
@@ -394,10 +408,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         cfg = resumed_config(cfg, saved)
     else:
         saved, done = None, 0
-        if (run / CONFIG).is_file() and is_rank0():
-            shutil.rmtree(run / CHECKPOINT, ignore_errors=True)
-            for stale in ("metrics.csv", *EVALUATION_FILES):  # another run's results would sit beside this one
-                (run / stale).unlink(missing_ok=True)
     set_seed(cfg.seed)
     itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
     if len(itemset.classes) < 2:
@@ -426,8 +436,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     else:
         model = create_model(cfg.model, len(itemset.classes), seq_len=cfg.frames, image_size=cfg.size,
                              backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
-    if is_rank0():  # only now: a run that cannot start (bad option, no weights) leaves no empty folder
+    if is_rank0():  # only now: a run that cannot start (bad data or option, no weights) changes no folder
         output_folder(run, what="run folder")
+        if saved is None and (run / CONFIG).is_file():  # a new run over an old one: its results would stay
+            shutil.rmtree(run / CHECKPOINT, ignore_errors=True)
+            for stale in ("metrics.csv", *EVALUATION_FILES):
+                (run / stale).unlink(missing_ok=True)
     dls = build_dataloaders(cfg, itemset, device=device, run=run)
     if cfg.sync_bn and dist.world_size > 1:
         model = sync_batchnorm(model, device)

@@ -18,7 +18,7 @@ from vidseq.datasets import is_frame_folder
 from vidseq.errors import VideoError
 from vidseq.evaluate import predict_paths
 from vidseq.runs import Run, load_run
-from vidseq.video import VIDEO_EXTENSIONS, is_video_file, probe
+from vidseq.video import probe
 
 
 @dataclass
@@ -51,10 +51,9 @@ def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: in
             if p.is_dir() and not is_frame_folder(p):
                 raise VideoError(f"{f}: a folder without numbered frames (0.jpg, 1.jpg, ...); give video files "
                                  "or a frame folder")
-            if p.is_file():
-                if not is_video_file(p):  # FFmpeg would open a text file as a video of its characters
-                    raise VideoError(f"{f}: not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
-                probe(p)  # fail fast, with vidseq's reason, before queueing the file
+            if p.is_file() and probe(p).is_still_or_text:  # probing first: fail fast, with vidseq's reason
+                raise VideoError(f"{f}: not a video (read as {probe(p).container}): give video files or frame "
+                                 "folders")
             readable.append(i)
         except FileNotFoundError:
             out[i] = Prediction(str(f), error=f"{f}: no such file")

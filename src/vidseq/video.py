@@ -22,7 +22,7 @@ from vidseq.errors import VideoError
 
 #: Container extensions that vidseq looks for when it walks a folder of videos.
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
-                              ".ogv", ".3gp", ".ts"})
+                              ".ogv", ".3gp", ".ts", ".mts", ".m2ts", ".vob", ".divx", ".asf", ".mxf", ".f4v"})
 
 #: Largest frame (width x height) decoded by default: 8K UHD. A file that declares more is refused
 #: before any frame is decoded, so a hostile header cannot make vidseq allocate gigabytes.
@@ -43,9 +43,16 @@ class VideoInfo:
     height: int
     codec: str
     rotation: int
+    container: str = ""  #: FFmpeg's name of the format it was read as (e.g. "avi", "mov,mp4,m4a,3gp,3g2,mj2")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def is_still_or_text(self) -> bool:
+        """Read by a demuxer of still images or of text (FFmpeg opens a .txt file as a "video" of its
+        characters drawn), not a video."""
+        return self.container in ("tty", "image2") or self.container.endswith("_pipe")
 
 
 def is_video_file(path: str | Path) -> bool:
@@ -144,7 +151,8 @@ def probe(path: str | Path, *, exact: bool = False, max_pixels: int = MAX_PIXELS
         width, height = cc.width, cc.height
         if rotation in (90, 270):
             width, height = height, width
-        return VideoInfo(str(path), int(frames), fps, duration, width, height, cc.name, rotation)
+        return VideoInfo(str(path), int(frames), fps, duration, width, height, cc.name, rotation,
+                         container.format.name)
     except av.FFmpegError as e:
         raise VideoError(f"{path}: cannot read the video stream ({_reason(e)})") from None
     finally:
