@@ -565,3 +565,12 @@ def test_models_with_motion_input_train_and_rebuild(name):
     model.eval(), rebuilt.eval()
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x))
+
+
+@pytest.mark.parametrize("name,option", [("cnn_lstm", {"num_layers": 0}), ("cnn_lstm", {"dropout": -0.1}),
+                                         ("frame_avg", {"head_dropout": 1.0}), ("timesformer", {"depth": -1}),
+                                         ("tsm", {"shift_div": 0}), ("tsm", {"motion": "False"})])
+def test_model_options_out_of_range_or_of_the_wrong_type_are_one_line(name, option):
+    with pytest.raises(ModelError, match=f"option {next(iter(option))} (must be|is a probability)") as e:
+        create_model(name, 3, backbone=None if name == "timesformer" else "resnet18", pretrained=False, **option)
+    assert "\n" not in str(e.value)

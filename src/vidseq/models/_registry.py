@@ -23,7 +23,9 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
     A builder takes `(n_classes, *, seq_len, image_size, backbone, pretrained, **options)` and returns
     an `nn.Module` mapping a `(B, T, C, H, W)` clip batch (or a tuple of T `(B, C, H, W)` tensors) to
-    `(B, n_classes)` logits, with a `param_groups()` method (body first, head last).
+    `(B, n_classes)` logits, with a `param_groups()` method (body first, head last). Options are checked
+    against their annotations (bool, int, float, str, None); numbers must be positive, except options
+    named `*dropout`, which are probabilities in [0, 1).
     """
     params = inspect.signature(fn).parameters
     missing = [p for p in _COMMON if p not in params]
@@ -68,6 +70,11 @@ def _check_option(model: str, key: str, value: Any, fn: Callable[..., nn.Module]
     if not ok:
         raise ModelError(f"model {model}: option {key} must be {' or '.join(simple[t] for t in allowed)}, "
                          f"got {value!r}")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and key.endswith("dropout") and not 0 <= value < 1:
+        raise ModelError(f"model {model}: option {key} is a probability, from 0 up to (not including) 1; got {value}")
+    if number and not key.endswith("dropout") and not 0 < value < float("inf"):
+        raise ModelError(f"model {model}: option {key} must be positive, got {value}")
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
