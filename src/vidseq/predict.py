@@ -51,9 +51,9 @@ def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: in
             if p.is_dir() and not is_frame_folder(p):
                 raise VideoError(f"{f}: a folder without numbered frames (0.jpg, 1.jpg, ...); give video files "
                                  "or a frame folder")
-            if p.is_file() and probe(p).is_still_or_text:  # probing first: fail fast, with vidseq's reason
-                raise VideoError(f"{f}: not a video (read as {probe(p).container}): give video files or frame "
-                                 "folders")
+            info = probe(p) if p.is_file() else None  # fail fast, with vidseq's reason, before queueing the file
+            if info is not None and info.is_still_or_text:
+                raise VideoError(f"{f}: not a video (read as {info.container}): give video files or frame folders")
             readable.append(i)
         except FileNotFoundError:
             out[i] = Prediction(str(f), error=f"{f}: no such file")
