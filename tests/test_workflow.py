@@ -369,3 +369,18 @@ def test_a_training_run_that_cannot_start_leaves_the_old_run_as_it_was(trained, 
     for args in (["/no/such/data", *TRAIN], [str(data / "videos"), *TRAIN, "-o", "head_dropout=abc"]):
         assert main(["train", *args, "--out", str(run)]) == 2
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_training_into_a_log_writes_lines_not_progress_bars(data, tmp_path, monkeypatch, capsys):
+    import vidseq.learner as learner
+
+    every_batch = learner.LogProgress
+    monkeypatch.setattr(learner, "LogProgress", lambda: every_batch(every=0.0))  # a progress line each batch
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
+    out, err = capsys.readouterr()  # captured: stdout is not a terminal, as in a log file
+    assert "\r" not in out and "█" not in out
+    lines = out.splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "top5", "time"]
+    assert [line.split()[0] for line in lines[1:3]] == ["0", "1"] and lines[3].startswith("run: ")
+    assert "vidseq: epoch 1/2: batch 1/" in err and "clips/s" in err and "s left in the epoch" in err
+

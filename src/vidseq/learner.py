@@ -175,6 +175,53 @@ def top5_for(n_classes: int):
     return top5
 
 
+class LogProgress(Callback):
+    """Training progress for a log (stdout not a terminal), in place of fastai's progress bars, whose
+    carriage returns would fill the file: the epoch table on stdout as fastai prints it, and a line on
+    stderr every `every` seconds (epoch, batch, clips/s, time left in the epoch)."""
+
+    order = 60  # where fastai's ProgressCallback runs: after the Recorder has its names and values
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+
+    def before_fit(self) -> None:
+        from fastai.learner import noop  # what Learner.no_logging() puts in place
+
+        self.last, self.old_logger = time.time(), None
+        if self.learn.logger is noop:  # learn.validate() and other quiet loops: no table
+            return
+        self.old_logger, self.learn.logger = self.learn.logger, self._row
+        self.widths: list[int] = []
+        self._row(self.recorder.metric_names)
+
+    def _row(self, log) -> None:
+        cells = [f"{v:.6f}" if isinstance(v, float) else str(v) for v in log]
+        if not self.widths:
+            self.widths = [max(8, len(c)) for c in cells]
+        print("  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip(), flush=True)
+
+    def before_train(self) -> None:
+        self.start, self.clips = time.time(), 0
+
+    def after_batch(self) -> None:
+        if not self.training:
+            return
+        self.clips += len(self.learn.yb[0]) if self.learn.yb else 0
+        now = time.time()
+        if now - self.last >= self.every:
+            done, total = self.iter + 1, self.n_iter
+            took = now - self.start
+            print(f"vidseq: epoch {self.epoch + 1}/{self.n_epoch}: batch {done}/{total}, "
+                  f"{self.clips / max(took, 1e-9):.1f} clips/s, {took / done * (total - done):.0f} s left in the "
+                  "epoch", file=sys.stderr, flush=True)
+            self.last = now
+
+    def after_fit(self) -> None:
+        if self.old_logger is not None:
+            self.learn.logger = self.old_logger
+
+
 class RunCheckpoint(Callback):
     """After every completed epoch: weights, optimiser state and progress into ``checkpoint/``, the
     weights also as the run's ``model.safetensors``, and a row in ``metrics.csv``."""
@@ -449,9 +496,13 @@ def train(cfg: TrainConfig) -> TrainResult:
                     splitter=splitter, opt_func=adamw(device), path=run, model_dir=".")
     if precision in ("bf16", "fp16"):
         learn.to_bf16() if precision == "bf16" else learn.to_fp16()
+    bars = [cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"]
     if not cfg.verbose or not is_rank0():
-        learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
+        learn.remove_cbs(bars)
         learn.logger = _quiet
+    elif not sys.stdout.isatty():  # a log file or a pipe: lines, not bars
+        learn.remove_cbs(bars)
+        learn.add_cb(LogProgress())
 
     if saved is None and cfg.lr == "auto":
         recipe["lr"] = on_rank0(lambda: _find_lr(learn, run, freeze=recipe["freeze_epochs"] > 0))
