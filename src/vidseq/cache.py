@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from vidseq.data import ClipTfm, count_frames, read_clip
-from vidseq.errors import DatasetError, VidseqError, output_folder
+from vidseq.errors import DatasetError, VidseqError
+from vidseq.files import output_folder
 from vidseq.sampling import uniform
 
 INDEX, FRAMES, PROGRESS = "index.json", "frames.u8", "progress.jsonl"
@@ -216,6 +217,10 @@ class ClipCache:
 
     def __contains__(self, path) -> bool:
         return _key(path) in self.entries
+
+    def left_out(self, path) -> str | None:
+        """Why item `path` was left out of the cache (unreadable), or None."""
+        return self.failures.get(_key(path))
 
     def count(self, path) -> int:
         return self.entries[_key(path)].count

@@ -5,7 +5,6 @@ Every user mistake ends in one line on stderr and exit code 2; failures of the w
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -321,7 +320,7 @@ def cache_cmd(
     cached = [it for it in items if it.path in c]
     frames = sum(c.count(it.path) for it in cached)
     typer.echo(f"cached {len(cached)} of {len(items)} items ({frames} frames of {c.size}x{c.size}) in {dest}")
-    left_out = [c.failures[k] for k in (os.path.realpath(it.path) for it in items) if k in c.failures]
+    left_out = [why for why in map(c.left_out, (it.path for it in items)) if why]
     if left_out:
         typer.echo(f"  left out {len(left_out)} unreadable item(s), e.g. {left_out[0]}; all of them with their "
                    f"reasons in {c.dest / 'index.json'}")

@@ -50,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import DatasetError, VideoError, VidseqError, output_folder
+from vidseq.errors import DatasetError, VideoError, VidseqError
+from vidseq.files import atomic_write_text, output_folder
 from vidseq.video import VIDEO_EXTENSIONS, FrameReader, is_video_file, probe
 
 #: Statuses of a manifest row. A ``partial`` video is truncated: its folder holds the frames that
@@ -514,7 +515,7 @@ class _Journal:
 
     def __init__(self, path: Path, records: list[VideoRecord]):
         self.path = path
-        _atomic_write(path, _csv_text(records))
+        atomic_write_text(path, _csv_text(records))
         self._file = open(path, "a", newline="", encoding="utf-8", errors="surrogateescape")
         self._writer = csv.DictWriter(self._file, fieldnames=MANIFEST_FIELDS)
 
@@ -524,7 +525,7 @@ class _Journal:
 
     def close(self, records: list[VideoRecord]) -> None:
         self._file.close()
-        _atomic_write(self.path, _csv_text(records))
+        atomic_write_text(self.path, _csv_text(records))
 
 
 def _csv_text(records: list[VideoRecord]) -> str:
@@ -539,13 +540,7 @@ def _csv_text(records: list[VideoRecord]) -> str:
 def _write_failures(path: Path, records: list[VideoRecord]) -> None:
     lines = [json.dumps({"video": r.video, "status": r.status, "reason": r.reason}, ensure_ascii=False) + "\n"
              for r in records if r.status != DONE]
-    _atomic_write(path, "".join(lines))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(lines))
 
 
 # ----------------------------------------------------------------------------------------- the worker pool

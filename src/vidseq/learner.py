@@ -28,12 +28,13 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy, top_k_accuracy
 from fastai.optimizer import OptimWrapper, detuplify_pg, pytorch_hp_map
 
-from vidseq.errors import DatasetError, VidseqError, output_folder
+from vidseq.errors import DatasetError, VidseqError
+from vidseq.files import atomic_write_text, output_folder
+from vidseq.models.weights import one_line
 from vidseq.runs import (
     CHECKPOINT,
     CONFIG,
     WEIGHTS,
-    atomic_write_text,
     library_versions,
     load_optimizer,
     load_weights,
@@ -369,7 +370,7 @@ def resume_state(run: Path) -> tuple[dict[str, Any], int]:
         done = json.loads(state_file.read_text())["epochs_done"]
     except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise VidseqError(f"{run}: cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged "
-                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); {again}") from None
+                          f"({one_line(e)}); {again}") from None
     missing = [k for k in ("model", "data", "clip", "train") if not isinstance(saved, dict)
                or not isinstance(saved.get(k), dict)]
     if missing:
@@ -386,10 +387,6 @@ def resume_state(run: Path) -> tuple[dict[str, Any], int]:
 def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     """`cfg` with the interrupted run's own settings: a run resumes as it started. A setting given on the
     command line that differs from the run's (and from the default) is refused, not silently dropped."""
-    defaults = TrainConfig(data="")
-    given = cfg.given if cfg.given is not None else {
-        k for k in ("model", "frames", "size", "sampler", "bs", "pretrained", "augment", "flip", "seed", "split",
-                    "backbone", "lr", "epochs") if getattr(cfg, k) != getattr(defaults, k)}
     model = saved["model"]
     ours = {"model": model["name"], "frames": saved["clip"]["frames"], "size": saved["clip"]["size"],
             "sampler": saved["clip"]["sampler"], "bs": saved["train"]["bs"],
@@ -398,8 +395,11 @@ def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
             "precision": saved["train"].get("precision", "auto"), "split": saved["data"].get("split", "auto"),
             "backbone": model.get("backbone")}
     options = {k: v for k, v in model.items() if k not in ("name", "n_classes", "seq_len", "image_size", "backbone")}
-    schedule = {"lr": saved["train"].get("lr"), "epochs": saved["train"].get("epochs")}
-    clash = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run's: {v})" for k, v in {**ours, **schedule}.items()
+    checked = {**ours, "lr": saved["train"].get("lr"), "epochs": saved["train"].get("epochs")}
+    defaults = TrainConfig(data="")
+    given = cfg.given if cfg.given is not None else {  # the precision is kept resolved: "auto" never clashes
+        k for k in checked if k != "precision" and getattr(cfg, k) != getattr(defaults, k)}
+    clash = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run's: {v})" for k, v in checked.items()
              if k in given and getattr(cfg, k) != v]
     clash += [f"-o {k}={v!r} (the run's: {options.get(k)!r})" for k, v in cfg.model_kwargs.items()
               if options.get(k) != v]

@@ -48,12 +48,6 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """Model weights as safetensors, written under a temporary name and renamed."""
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}

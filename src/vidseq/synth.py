@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vidseq.errors import output_folder
+from vidseq.files import atomic_write_text, output_folder
 from vidseq.video import write_video
 
 #: (class name, family, direction). Pairs of one family differ only in the sign of the motion.
@@ -232,18 +232,11 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
     if progress:
         print(file=sys.stderr)
     lists = output_folder(root / "ucfTrainTestlist", what="split lists folder")
-    _write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
-    _write_text(lists / "trainlist01.txt", "".join(f"{rel} {label}\n" for rel, label in train))
-    _write_text(lists / "testlist01.txt", "".join(f"{rel}\n" for rel, _ in test))
-    _write_text(root / "synth.json", _json(asdict(cfg)))
+    atomic_write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    atomic_write_text(lists / "trainlist01.txt", "".join(f"{rel} {label}\n" for rel, label in train))
+    atomic_write_text(lists / "testlist01.txt", "".join(f"{rel}\n" for rel, _ in test))
+    atomic_write_text(root / "synth.json", _json(asdict(cfg)))
     return SynthResult(root, len(jobs), n_frames, names, len(train), len(test))
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file, so a reader never sees it half-written."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _json(d: dict) -> str:

@@ -51,13 +51,17 @@ def model_options(name: str) -> dict[str, Any]:
     return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in _COMMON}
 
 
-def _check_option(model: str, key: str, value: Any, fn: Callable[..., nn.Module]) -> None:
-    """Refuse a value of the wrong type for option `key` of builder `fn` (from its annotation: bool, int,
-    float, str and unions of them with None), in one line; other annotations are not checked."""
+def _option_hints(fn: Callable[..., nn.Module]) -> dict[str, Any]:
+    """The evaluated annotations of builder `fn`'s parameters; none when they cannot be evaluated here."""
     try:
-        hint = typing.get_type_hints(fn).get(key)
-    except (NameError, TypeError):  # an annotation that cannot be evaluated here: nothing to check against
-        return
+        return typing.get_type_hints(fn)
+    except (NameError, TypeError):
+        return {}
+
+
+def _check_option(model: str, key: str, value: Any, hint: Any) -> None:
+    """Refuse a value of the wrong type for option `key` (from its annotation `hint`: bool, int, float, str
+    and unions of them with None) or out of range, in one line; other annotations are not checked."""
     allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     simple = {bool: "true or false", int: "a whole number", float: "a number", str: "text", type(None): "null"}
     if not all(t in simple for t in allowed):
@@ -132,8 +136,9 @@ def create_model(
     except (TypeError, ValueError):
         raise ModelError(f"model {name}: options must be plain values (numbers, strings, lists), got {kwargs!r}") \
             from None
+    hints = _option_hints(fn)
     for key, value in kwargs.items():
-        _check_option(name, key, value, fn)
+        _check_option(name, key, value, hints.get(key))
     model = fn(n_classes, seq_len=seq_len, image_size=tuple(size), backbone=backbone, pretrained=pretrained,
                **kwargs)
     config["backbone"] = getattr(model, "backbone_name", backbone)
