@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from vidseq.cli import main as cli
+from vidseq.datasets.synth import MOTIONS, PRESETS, make_synth
 from vidseq.evaluate import evaluate_run
 from vidseq.extract import extract_dataset
-from vidseq.synth import MOTIONS, PRESETS, make_synth
 
 #: `--cpu-sized` options per model (the demo's): small bodies so that CPU training takes minutes.
 CPU_SIZED: dict[str, list[str]] = {

@@ -41,9 +41,9 @@ from fastai.losses import CrossEntropyLossFlat
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "src")]
 from loader import prepare, tutorial_dataloaders  # noqa: E402  (this folder's clip-loading benchmark)
 from models import model_spec  # noqa: E402  (this folder's model benchmark: name[key=value;...] parsing)
-from vidseq.data import ImageTuple, batch_tfms, get_action_dataloaders  # noqa: E402
-from vidseq.learner import adamw  # noqa: E402
+from vidseq.clips import ImageTuple, batch_tfms, get_action_dataloaders  # noqa: E402
 from vidseq.models import create_model, splitter  # noqa: E402
+from vidseq.train import adamw  # noqa: E402
 
 
 class Clock(Callback):

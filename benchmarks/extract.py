@@ -84,7 +84,7 @@ def mean_psnr(videos: list[tuple[Path, str]], dest: Path) -> float:
     """Mean PSNR (dB) of the JPEGs in `dest` against PyAV's RGB frames of the same videos."""
     import simplejpeg
 
-    from vidseq.video import read_frames
+    from vidseq.io import read_frames
 
     values = []
     for path, rel in videos:
@@ -104,7 +104,7 @@ def stage_costs(videos: list[tuple[Path, str]], work: Path, quality: int, rounds
     import av
     import simplejpeg
 
-    from vidseq.video import FrameReader
+    from vidseq.io import FrameReader
 
     paths = [str(p) for p, _ in videos]
     frames, images, planes, jpegs = [], [], [], []
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         src = args.videos
         if src is None:
-            from vidseq.synth import PRESETS, make_synth
+            from vidseq.datasets.synth import PRESETS, make_synth
 
             make_synth(work / "synth", PRESETS["bench"])
             src = work / "synth" / "videos"

@@ -28,10 +28,9 @@ from fastai.vision.core import PILImage, imagenet_stats
 from fastcore.basics import fastuple
 from fasttransform import Pipeline, Transform
 
-from vidseq.cache import build_cache
-from vidseq.data import get_action_dataloaders
+from vidseq.clips import build_cache, get_action_dataloaders
+from vidseq.datasets.synth import PRESETS, make_synth
 from vidseq.extract import extract_dataset
-from vidseq.synth import PRESETS, make_synth
 
 
 # ---------------------------------------------------------------- the tutorial's pipeline, as it is written

@@ -26,8 +26,8 @@ from PIL import Image
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from vidseq.datasets.synth import MOTIONS, SynthConfig, _render_clip  # noqa: E402
 from vidseq.models.layers import normal_flow  # noqa: E402
-from vidseq.synth import MOTIONS, SynthConfig, _render_clip  # noqa: E402
 
 HELD_OUT = 40  # groups 1-40 are the test set
 

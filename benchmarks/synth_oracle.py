@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vidseq.synth import MOTIONS  # noqa: E402
-from vidseq.video import read_frames  # noqa: E402
+from vidseq.datasets.synth import MOTIONS  # noqa: E402
+from vidseq.io import read_frames  # noqa: E402
 
 FAMILY = {name: (family, direction) for name, family, direction in MOTIONS}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidseq.synth import SynthConfig, make_synth
-from vidseq.video import write_video
+from vidseq.datasets.synth import SynthConfig, make_synth
+from vidseq.io import write_video
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

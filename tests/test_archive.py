@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vidseq import archive as archive_mod
-from vidseq.archive import Member, archive_format, check_members, rar_tool, unpack
+from vidseq.datasets import archive as archive_mod
+from vidseq.datasets.archive import Member, archive_format, check_members, rar_tool, unpack
 from vidseq.errors import ArchiveError, UnsafeArchiveError
 
 needs_rar_tool = pytest.mark.skipif(rar_tool() is None, reason="no RAR tool (unrar, unar, 7z, bsdtar) installed")

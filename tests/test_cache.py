@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidseq.cache import ClipCache, build_cache
-from vidseq.data import get_action_dataloaders
+from vidseq.clips import ClipCache, build_cache, get_action_dataloaders
 from vidseq.errors import DatasetError, VidseqError
 
 
@@ -76,16 +75,16 @@ def test_unreadable_items_are_reported_and_do_not_force_a_rebuild(videos, tmp_pa
     dest = build_cache([*videos, broken], tmp_path / "cache", size=16, frames=4, workers=1, progress=False)
     cache = ClipCache(dest)
     assert len(cache.entries) == len(videos) and list(cache.failures) == [str(broken)]
-    import vidseq.cache as cache_module
+    from vidseq.clips import FILES
 
-    monkeypatch.setattr(cache_module, "count_frames", lambda p: pytest.fail("rebuilt a complete cache"))
+    monkeypatch.setattr(FILES, "n_frames", lambda p: pytest.fail("rebuilt a complete cache"))
     assert build_cache([*videos, broken], dest, size=16, frames=4, workers=1, progress=False) == dest
 
 
 def test_cache_workers_leave_ctrl_c_to_the_main_process():
     import signal
 
-    from vidseq.cache import _init_worker
+    from vidseq.clips.cache import _init_worker
 
     before = signal.getsignal(signal.SIGINT)
     threads = torch.get_num_threads()
@@ -109,8 +108,11 @@ def test_cache_workers_ignore_ctrl_c_from_their_start():
     import subprocess
     import sys
 
+    # the state checked is set up first: a suite started from a shell that ignores SIGINT (`make test &`,
+    # nohup) hands that on, and Python then installs no handler of its own
     script = ("import multiprocessing, signal\n"
-              "from vidseq.cache import _start_forkserver_ignoring_ctrl_c\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "from vidseq.clips.cache import _start_forkserver_ignoring_ctrl_c\n"
               "_start_forkserver_ignoring_ctrl_c()\n"
               "with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
               "    print(pool.apply(signal.getsignal, (signal.SIGINT,)) is signal.SIG_IGN)\n"

@@ -66,7 +66,7 @@ def test_models_lists_each_model_with_its_options(capsys):
 
 
 def test_interrupted_synth_leaves_no_partial_video_and_no_split_lists(tmp_path, monkeypatch, capsys):
-    import vidseq.synth as synth_module
+    import vidseq.datasets.synth as synth_module
 
     real, calls = synth_module.write_video, []
 
@@ -87,11 +87,11 @@ def test_interrupted_synth_leaves_no_partial_video_and_no_split_lists(tmp_path, 
 
 
 def test_synth_progress_goes_to_stderr(tmp_path, capsys):
-    from vidseq.synth import PRESETS, make_synth
+    from vidseq.datasets.synth import PRESETS, make_synth
 
     make_synth(tmp_path / "d", PRESETS["tiny"], progress=True)
     out, err = capsys.readouterr()
-    assert out == "" and "16/16 videos" in err
+    assert out == "" and "16 / 16 videos" in err
 
 
 def test_cache_command_caches_a_dataset_too_small_to_split_and_reports_unreadable(tmp_path, make_video, capsys):

@@ -1,4 +1,5 @@
 import random
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -6,17 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vidseq.data import (
-    ClipTfm,
-    ImageTuple,
-    decode_image,
-    get_action_dataloaders,
-    list_frames,
-    pins_batches,
-    read_clip,
-)
+from vidseq.clips import FILES, ClipTfm, ImageTuple, get_action_dataloaders, pins_batches
 from vidseq.errors import VideoError
-from vidseq.video import read_frames
+from vidseq.io import decode_image, list_frames, read_frames
 
 matplotlib.use("Agg")
 
@@ -125,7 +118,7 @@ def test_dataloaders_with_worker_processes(dataset):
     assert n == 4
 
 
-def test_unreadable_and_empty_items_are_left_out_and_reported(dataset, tmp_path, capsys):
+def test_unreadable_and_empty_items_are_left_out_and_reported(dataset, tmp_path, caplog):
     videos, folders = dataset
     (tmp_path / "frames" / "Left" / "v_Left_g09_c01").mkdir()  # no frames
     empty = tmp_path / "videos" / "Left" / "v_Left_g09_c02.avi"
@@ -134,7 +127,7 @@ def test_unreadable_and_empty_items_are_left_out_and_reported(dataset, tmp_path,
     dls = get_action_dataloaders(items, bs=4, image_size=32, seq_len=3, val_idxs=[0], workers=0)
     assert len(dls.train_ds) + len(dls.valid_ds) == len(folders)
     assert len(dls.skipped) == 2
-    assert "leaving out 2" in capsys.readouterr().err
+    assert [r.levelname for r in caplog.records if "leaving out 2" in r.getMessage()] == ["WARNING"]
 
 
 def test_show_batch_and_show_results_draw(dataset, tmp_path):
@@ -167,7 +160,7 @@ def test_image_tuple_create_and_show(tmp_path):
 
 def test_read_clip_repeats_are_decoded_once(dataset):
     _, folders = dataset
-    clip = read_clip(folders[0], [0, 0, 1])
+    clip = FILES.read(folders[0], [0, 0, 1])
     assert clip.shape[0] == 3 and np.array_equal(clip[0], clip[1])
 
 
@@ -175,7 +168,7 @@ def test_clip_block_in_a_fastai_datablock(dataset):
     from fastai.data.block import CategoryBlock, DataBlock
     from fastai.data.transforms import FuncSplitter, parent_label
 
-    from vidseq.data import ClipBlock
+    from vidseq.clips import ClipBlock
 
     videos, _ = dataset
     block = DataBlock(blocks=(ClipBlock(4, 32, sampler="uniform"), CategoryBlock), get_y=parent_label,
@@ -197,8 +190,57 @@ def test_batches_are_pinned_for_a_cuda_device_only(dataset):
 
 
 def test_list_frames_takes_only_images_named_by_their_number(tmp_path):
-    from vidseq.data import list_frames
 
     for name in ("10.jpg", "2.jpg", "frame_0001.jpg", "poster.jpg", "3 copy.jpg", "notes.txt", "img3.png"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in list_frames(tmp_path)] == ["frame_0001.jpg", "2.jpg", "img3.png", "10.jpg"]
+
+
+def test_fastai_num_workers_is_taken_as_workers(dataset):
+    videos, _ = dataset
+    dls = get_action_dataloaders(videos, bs=2, image_size=32, seq_len=3, num_workers=0, device="cpu")
+    assert dls.train.fake_l.num_workers == 0 and dls.one_batch()[0].shape == (2, 3, 3, 32, 32)
+    with pytest.raises(ValueError, match="disagree"):
+        get_action_dataloaders(videos, bs=2, image_size=32, seq_len=3, workers=1, num_workers=0, device="cpu")
+
+
+class _CountingSource:
+    """A frame source that counts reads: clip transforms read through any source of the protocol."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def n_frames(self, path):
+        return 7
+
+    def exact_frames(self, path):
+        return 7
+
+    def read(self, path, indices, *, min_side=None):
+        self.reads += 1
+        return np.full((len(indices), 40, 40, 3), 9 * len(self.__dict__), np.uint8)
+
+
+def test_clip_transform_reads_through_any_frame_source():
+    from vidseq.clips import FrameSource
+
+    source = _CountingSource()
+    assert isinstance(source, FrameSource)
+    clip = ClipTfm(seq_len=4, image_size=16, sampler="uniform", source=source).load(Path("any/item"))
+    assert clip.shape == (4, 3, 16, 16) and source.reads == 1
+
+
+def test_a_truncated_video_is_recounted_by_its_error_class_not_its_text(tmp_path, make_video):
+    from vidseq.errors import TruncatedVideoError
+
+    path = make_video("v.avi", n=6)
+    with pytest.raises(TruncatedVideoError) as info:
+        read_frames(path, [0, 9])
+    assert (info.value.wanted, info.value.decoded, info.value.path) == (9, 6, path)
+
+    class Lying(type(FILES)):  # declares twice the frames that decode, as damaged files do
+        def n_frames(self, p):
+            return 12
+
+    clip = ClipTfm(seq_len=4, image_size=16, sampler="uniform", source=Lying()).load(path)
+    assert clip.shape == (4, 3, 16, 16)

@@ -241,7 +241,7 @@ def test_random_split_warns_about_groups_only_when_there_are_groups(tmp_path):
 
 
 def test_videos_in_nested_download_layout_and_dataset_name(tmp_path, monkeypatch, ucf):
-    monkeypatch.setattr(ds, "fastai_dirs", lambda: (tmp_path / "archive", tmp_path))
+    monkeypatch.setattr(ds.fetch, "fastai_dirs", lambda: (tmp_path / "archive", tmp_path))
     s = load_items("ucf101")
     assert s.root == tmp_path / "UCF101" and s.split == "official:1" and len(s.items) == 36
     with pytest.raises(DatasetError, match="vidseq download hmdb51"):

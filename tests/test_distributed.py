@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidseq import distributed
+from vidseq.datasets.synth import SynthConfig, make_synth
 from vidseq.errors import VidseqError
-from vidseq.synth import SynthConfig, make_synth
+from vidseq.train import distributed
 
 TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--size", "32", "--frames", "3",
          "--bs", "4", "--workers", "0"]
@@ -214,7 +214,7 @@ def test_validation_shards_pad_to_equal_length_and_cover_everything(one_process_
 
 def test_a_shard_smaller_than_a_batch_is_a_clear_error(one_process_group):
     ShardedDL = distributed.sharded_dl_class()
-    with pytest.raises(VidseqError, match="lower --bs"):
+    with pytest.raises(VidseqError, match="lower bs=4 or use fewer processes"):
         ShardedDL(_dl(10, bs=4, shuffle=True, drop_last=True), rank=0, world_size=3)
 
 
@@ -243,7 +243,7 @@ def test_launch_refuses_more_gpus_than_the_machine_has(monkeypatch):
     with pytest.raises(VidseqError, match="has 1 GPU"):
         distributed.launch(2, ["train", "d", "--gpus", "2"])
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(VidseqError, match="leave out --gpus"):
+    with pytest.raises(VidseqError, match="leave out gpus=2"):
         distributed.launch(2, ["train", "d", "--gpus", "2", "--device", "cpu"])
 
 
@@ -259,7 +259,7 @@ def test_setup_outside_a_launcher_explains(monkeypatch):
 
 def test_sync_batchnorm_is_for_gpus():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    with pytest.raises(VidseqError, match="sync-bn"):
+    with pytest.raises(VidseqError, match="sync_bn=True needs GPUs"):
         distributed.sync_batchnorm(model, "cpu")
     synced = distributed.sync_batchnorm(model, "cuda")  # conversion itself needs no GPU
     assert isinstance(synced[1], torch.nn.SyncBatchNorm) and synced[1].weight is model[1].weight

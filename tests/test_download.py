@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vidseq.download import DownloadError, Progress, download, human_bytes, human_time, url_filename
+from vidseq.datasets.download import DownloadError, download, url_filename
+from vidseq.progress import Progress, human_bytes, human_time
 
 PAYLOAD = os.urandom(300_000)
 

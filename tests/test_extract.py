@@ -27,7 +27,7 @@ from vidseq.extract import (
     parse_shard,
     read_manifest,
 )
-from vidseq.video import read_frames, write_video
+from vidseq.io import read_frames, write_video
 
 
 def frames_of(n: int, width: int = 48, height: int = 32, *, gray: bool = False) -> list[np.ndarray]:
@@ -449,7 +449,7 @@ def test_cli_usage_errors_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("shape", [(239, 321), (240, 321), (239, 320)])
 def test_odd_sized_planes_encode_the_same_whatever_lies_after_them(shape):
-    from vidseq.extract import _even_padded
+    from vidseq.extract.video import _even_padded
 
     h, w = shape
     rng = np.random.default_rng(0)
@@ -468,7 +468,7 @@ def test_odd_sized_planes_encode_the_same_whatever_lies_after_them(shape):
 def test_workers_start_by_spawn_beside_other_threads(tmp_path):
     import threading
 
-    from vidseq.extract import _start_method
+    from vidseq.extract.pool import _start_method
 
     src = tmp_path / "src"
     (src / "C").mkdir(parents=True)
@@ -490,7 +490,7 @@ def _dies_at_start(conn, *args):
 
 
 def test_workers_that_cannot_start_stop_the_run_without_blaming_videos(tmp_path, monkeypatch):
-    import vidseq.extract as extract
+    import vidseq.extract.pool as extract
     from vidseq.errors import VidseqError
 
     src = tmp_path / "src"

@@ -35,16 +35,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import vidseq.data
-import vidseq.video
+import vidseq.clips.sources
+import vidseq.io.video
 from conftest import moving_square
 from vidseq.cli import app, main
-from vidseq.data import ClipTfm, get_action_dataloaders
+from vidseq.clips import ClipTfm, get_action_dataloaders
 from vidseq.errors import ModelError, UnsafeArchiveError, VideoError
 from vidseq.extract import extract_dataset, frame_files, read_manifest
+from vidseq.io import FrameReader, probe, read_frames, write_video
 from vidseq.predict import predict_files
 from vidseq.runs import load_run, save_weights
-from vidseq.video import FrameReader, probe, read_frames, write_video
 
 CLI = [sys.executable, "-m", "vidseq"]  # the command line as a process of its own
 
@@ -559,7 +559,7 @@ def _metrics(run: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_training_killed_after_epoch_k_resumes_through_the_cli_without_redoing_epochs(tmp_path, capsys):
-    from vidseq.synth import SynthConfig, make_synth
+    from vidseq.datasets.synth import SynthConfig, make_synth
 
     make_synth(tmp_path / "data", SynthConfig(classes=2, groups=9, clips=2, frames=8, width=32, height=32))
     run = tmp_path / "run"
@@ -594,7 +594,7 @@ def test_training_killed_after_epoch_k_resumes_through_the_cli_without_redoing_e
 
 def test_ctrl_c_gives_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
     import vidseq.datasets
-    import vidseq.learner
+    import vidseq.train
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -603,7 +603,7 @@ def test_ctrl_c_gives_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(vidseq.datasets, "load_items", interrupt)
     assert main(["info", "anything"]) == 130
     assert capsys.readouterr().err == "vidseq: interrupted\n"
-    monkeypatch.setattr(vidseq.learner, "train", interrupt)
+    monkeypatch.setattr(vidseq.train, "train", interrupt)
     assert main(["train", "data", "--out", "runs/x"]) == 130
     assert stderr_lines(capsys) == ["vidseq: interrupted"]  # no epoch completed: nothing to resume
     (tmp_path / "runs" / "x" / "checkpoint").mkdir(parents=True)
@@ -679,14 +679,14 @@ def test_decompression_bombs_in_frame_folders_are_refused_and_left_out(tmp_path,
 def test_declared_size_above_max_pixels_is_refused_before_decoding(make_video, monkeypatch):
     path = make_video("v.avi", n=4)  # 64x48
     decoded = []
-    real = vidseq.video._decode
+    real = vidseq.io.video._decode
 
     def counting(*args):
         for frame in real(*args):
             decoded.append(frame)
             yield frame
 
-    monkeypatch.setattr(vidseq.video, "_decode", counting)
+    monkeypatch.setattr(vidseq.io.video, "_decode", counting)
     for call in (probe, read_frames, lambda p, **kw: list(FrameReader(p, **kw).rgb())):
         with pytest.raises(VideoError, match=f"exceeds the limit of {64 * 48 - 1} pixels"):
             call(path, max_pixels=64 * 48 - 1)
@@ -702,7 +702,7 @@ def long_video(tmp_path_factory) -> Path:
 
 PEAK_RSS = """
 import sys
-from vidseq.video import probe, read_frames
+from vidseq.io import probe, read_frames
 
 def peak_mb():  # this program's own high-water mark (getrusage's carries over the parent's through exec)
     with open("/proc/self/status") as f:
@@ -733,13 +733,13 @@ def test_reading_a_long_video_holds_only_the_frames_asked_for(long_video):
 
 def test_predict_on_a_long_video_asks_only_for_the_frames_of_its_clips(loaded_run, long_video, monkeypatch):
     asked = []
-    real = vidseq.data.read_frames
+    real = vidseq.clips.sources.read_frames
 
     def spy(path, indices=None, size=None, **kw):
         asked.append(None if indices is None else len(indices))
         return real(path, indices, size, **kw)
 
-    monkeypatch.setattr(vidseq.data, "read_frames", spy)
+    monkeypatch.setattr(vidseq.clips.sources, "read_frames", spy)
     [pred] = predict_files(loaded_run, [long_video], clips=2, device="cpu")
     assert pred.error is None and asked == [3, 3]  # two clips of three frames, out of 2,000
 
@@ -784,7 +784,7 @@ def _renamed_rar(src: Path, old: str, new: str, out: Path) -> Path:
 @pytest.mark.parametrize("name,why", [("sb/../../file1.txt", "climbs out with '..'"),
                                       ("/ub/dir1/file1.txt", "has an absolute path")])
 def test_rar_members_climbing_out_or_absolute_are_refused(shared_dir, tmp_path, capsys, version, name, why):
-    from vidseq.archive import unpack
+    from vidseq.datasets.archive import unpack
 
     fixture = shared_dir / "fixtures" / "rar" / f"{version}-subdirs.rar"
     if not fixture.is_file():

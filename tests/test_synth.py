@@ -4,8 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from vidseq.synth import MOTIONS, PRESETS, SynthConfig, make_synth
-from vidseq.video import probe, read_frames
+from vidseq.datasets.synth import MOTIONS, PRESETS, SynthConfig, make_synth
+from vidseq.io import probe, read_frames
 
 CFG = SynthConfig(classes=4, groups=9, clips=2, frames=10, width=48, height=32, seed=3)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import simplejpeg
 
-import vidseq.video as video
+import vidseq.io.video as video
 from vidseq.errors import VideoError
-from vidseq.video import FrameReader, probe, read_frames, write_video
+from vidseq.io import FrameReader, probe, read_frames, write_video
 
 # (file name, write_video arguments): the containers and codecs vidseq promises to read.
 FORMATS = [

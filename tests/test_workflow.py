@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from vidseq.cli import main
+from vidseq.datasets.synth import SynthConfig, make_synth
 from vidseq.errors import ModelError
-from vidseq.learner import RunCheckpoint, TrainConfig, adamw, train
 from vidseq.runs import load_optimizer, load_run, save_optimizer, save_weights
-from vidseq.synth import SynthConfig, make_synth
+from vidseq.train import RunCheckpoint, TrainConfig, adamw, train
 
 TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--size", "32", "--frames", "3",
          "--bs", "4", "--workers", "0"]
@@ -150,7 +150,7 @@ def test_fastai_adamw_takes_fastai_adams_steps():
     """Same update as fastai's Adam, one-cycle-style hyper-parameter changes and spared biases included."""
     from fastai.optimizer import Adam
 
-    from vidseq.learner import FastaiAdamW
+    from vidseq.train import FastaiAdamW
 
     torch.manual_seed(0)
     ref = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3))
@@ -280,7 +280,7 @@ def test_resume_keeps_the_runs_settings_and_refuses_other_ones(data, tmp_path, m
 
 
 def test_interrupt_before_an_epoch_ends_does_not_suggest_resume(data, tmp_path, monkeypatch, capsys):
-    import vidseq.learner as learner
+    import vidseq.train.learner as learner
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
@@ -307,7 +307,7 @@ def test_resume_of_a_damaged_run_is_one_line(data, trained, tmp_path, damage, ca
         target.unlink()
     assert main(["train", str(data / "videos"), "--out", str(run), "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot resume" in err[0] and "train without --resume" in err[0]
+    assert len(err) == 1 and "cannot resume" in err[0] and "train with --no-resume" in err[0]
 
 
 def test_predict_refuses_files_that_are_not_videos_and_folders_of_videos(trained, data, tmp_path, capsys):
@@ -372,7 +372,7 @@ def test_a_training_run_that_cannot_start_leaves_the_old_run_as_it_was(trained, 
 
 
 def test_training_into_a_log_writes_lines_not_progress_bars(data, tmp_path, monkeypatch, capsys):
-    import vidseq.learner as learner
+    import vidseq.train.learner as learner
 
     every_batch = learner.LogProgress
     monkeypatch.setattr(learner, "LogProgress", lambda: every_batch(every=0.0))  # a progress line each batch

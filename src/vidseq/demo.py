@@ -21,12 +21,12 @@ DEMO_MODELS: dict[str, dict] = {
 def run_demo(out: str | Path = "demo", *, epochs: int | None = None, models: list[str] | None = None,
              frames: int = 5, size: int = 32, log=print) -> list[dict]:
     """Run the whole demo under `out`; returns one row of results per model."""
+    from vidseq.datasets.synth import PRESETS, make_synth
     from vidseq.evaluate import evaluate_run, write_report
     from vidseq.extract import extract_dataset
-    from vidseq.learner import TrainConfig, train
     from vidseq.predict import predict_files
     from vidseq.runs import load_run
-    from vidseq.synth import PRESETS, make_synth
+    from vidseq.train import TrainConfig, train
 
     out = Path(out)
     cfg = PRESETS["demo"]

@@ -1,17 +1,67 @@
-"""vidseq's error types: each carries one line meant for a person."""
+"""vidseq's error types: each carries one line meant for a person, and attributes for code.
+
+Callers branch on the class (a `TruncatedVideoError` is a `VideoError` whose file ends early) and read the
+attributes (`path`, `reason`, ...), never the text. A message may name a parameter as ``{name}``, given in
+`params`: ``str(error)`` shows it as Python (``pretrained=False``); the command line shows it as its flag
+(``--no-pretrained``) through `render`.
+
+>>> e = ModelError("no weights here: use {pretrained}", params={"pretrained": False})
+>>> str(e)
+'no weights here: use pretrained=False'
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def python_name(name: str, value: Any) -> str:
+    """A parameter as a Python keyword argument: ``pretrained=False``."""
+    return f"{name}={value!r}"
 
 
 class VidseqError(Exception):
     """Base of vidseq's errors. The message is one line that names the file and what to do.
 
-    The command line prints it without a traceback and exits with code 2.
+    `path` is the file or folder concerned (None when none is), `reason` the message without the path in front,
+    `params` the parameters the message names (``{name}`` in the text). Other keyword arguments become
+    attributes. The command line prints the message without a traceback and exits with code 2.
     """
+
+    def __init__(self, message: str | None = None, *, path: str | Path | None = None, reason: str | None = None,
+                 params: dict[str, Any] | None = None, **attrs: Any):
+        if message is None:
+            message = f"{path}: {reason}" if path is not None else str(reason)
+        if reason is None:
+            prefix = f"{path}: "
+            reason = message[len(prefix):] if path is not None and message.startswith(prefix) else message
+        self.template, self.path, self.reason, self.params = message, path, reason, dict(params or {})
+        for k, v in attrs.items():
+            setattr(self, k, v)
+        super().__init__(self.render())
+
+    def render(self, name: Callable[[str, Any], str] = python_name, *, reason: bool = False) -> str:
+        """The message (or only its reason) with each named parameter written by `name(param, value)`."""
+        text = self.reason if reason else self.template
+        if not self.params:
+            return text
+        pattern = "|".join(re.escape(k) for k in self.params)
+        return re.sub(r"\{(" + pattern + r")\}", lambda m: name(m[1], self.params[m[1]]), text)
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class VideoError(VidseqError):
     """A file that is not a video, has no video stream, or cannot be decoded."""
+
+
+class TruncatedVideoError(VideoError):
+    """A video that decodes fewer frames than asked for: `wanted` (the first frame missing) is past the
+    `decoded` frames that came out."""
 
 
 class DatasetError(VidseqError):
@@ -28,4 +78,3 @@ class UnsafeArchiveError(ArchiveError):
 
 class ModelError(VidseqError):
     """An unknown model, unusable weights, or a run folder that does not match its weights."""
-

@@ -1,8 +1,10 @@
-"""Writing outputs safely: folders that fail in one line, text files that are never seen half-written."""
+"""Writing outputs safely: folders that fail in one line, files that are never seen half-written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from vidseq.errors import VidseqError
@@ -13,17 +15,33 @@ def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
     one: an existing file at that path or above it, no permission."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise VidseqError(f"{path}: is a file, not a folder; give a folder path for the {what}")
+        raise VidseqError(f"{path}: is a file, not a folder; give a folder path for the {what}", path=path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise VidseqError(f"{path}: cannot create the {what} ({e.strerror or e})") from None
+        raise VidseqError(f"{path}: cannot create the {what} ({e.strerror or e})", path=path) from None
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a hidden temporary file in the same folder, renamed over `path`, so a
-    reader (or a run killed half-way) never sees it half-written."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A hidden temporary path beside `path` to write to; renamed over `path` when the block ends without an
+    error, removed when it raises. A reader (or a run killed half-way) never sees `path` half-written.
+
+    >>> with atomic_path("model.safetensors") as tmp:          # doctest: +SKIP
+    ...     save_file(state, tmp)
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` atomically (see `atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")

@@ -17,8 +17,8 @@ import torch
 from vidseq.datasets import is_frame_folder
 from vidseq.errors import VideoError
 from vidseq.evaluate import predict_paths
+from vidseq.io import probe
 from vidseq.runs import Run, load_run
-from vidseq.video import probe
 
 
 @dataclass
@@ -49,11 +49,12 @@ def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: in
             if not p.exists():
                 raise FileNotFoundError
             if p.is_dir() and not is_frame_folder(p):
-                raise VideoError(f"{f}: a folder without numbered frames (0.jpg, 1.jpg, ...); give video files "
-                                 "or a frame folder")
+                raise VideoError(path=f, reason="a folder without numbered frames (0.jpg, 1.jpg, ...); give video "
+                                 "files or a frame folder")
             info = probe(p) if p.is_file() else None  # fail fast, with vidseq's reason, before queueing the file
             if info is not None and info.is_still_or_text:
-                raise VideoError(f"{f}: not a video (read as {info.container}): give video files or frame folders")
+                raise VideoError(path=f, reason=f"not a video (read as {info.container}): give video files or frame "
+                                 "folders")
             readable.append(i)
         except FileNotFoundError:
             out[i] = Prediction(str(f), error=f"{f}: no such file")

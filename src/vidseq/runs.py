@@ -7,8 +7,10 @@ A run folder holds ``config.json`` (everything that rebuilds the model and its d
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import os
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from vidseq.errors import ModelError, VidseqError
+from vidseq.files import atomic_path, atomic_write_text
+from vidseq.models import unwrap
 
-CONFIG, WEIGHTS, CHECKPOINT = "config.json", "model.safetensors", "checkpoint"
+CONFIG, WEIGHTS, CHECKPOINT, METRICS = "config.json", "model.safetensors", "checkpoint", "metrics.csv"
+#: What `vidseq evaluate` writes into a run folder: a new training run in that folder removes them.
+EVALUATION_FILES = ("confusion.png", "per_class.csv", "evaluation.json", "report.html")
 PICKLE_SUFFIXES = (".pkl", ".pth", ".pt", ".bin", ".ckpt", ".pickle")
 
 
@@ -37,17 +43,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module under `torch.compile` and DistributedDataParallel wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
-
-
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """Model weights as safetensors, written under a temporary name and renamed."""
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
@@ -58,9 +53,8 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
         if ptr in seen and ptr != -1:
             state[k] = v.clone()
         seen[ptr] = k
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
@@ -104,9 +98,8 @@ def save_optimizer(opt, path: Path) -> None:
         return v.item() if hasattr(v, "item") else v  # numbers, strings, bools, None, numpy scalars
 
     packed = pack(opt.state_dict(), "s")
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"vidseq": json.dumps({"packed": packed})})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"vidseq": json.dumps({"packed": packed})})
 
 
 def load_optimizer(opt, path: Path, device) -> None:
@@ -117,7 +110,8 @@ def load_optimizer(opt, path: Path, device) -> None:
         meta = json.loads(f.metadata()["vidseq"])
         tensors = {k: f.get_tensor(k).to(device) for k in f.keys()}
     if "packed" not in meta:
-        raise VidseqError(f"{path}: optimiser state from an older vidseq; train again without --resume")
+        raise VidseqError(f"{path}: optimiser state from an older vidseq; train again with {{resume}}", path=path,
+                          params={"resume": False})
 
     def unpack(v):
         if isinstance(v, list):
@@ -180,3 +174,63 @@ def load_run(run: str | Path, *, weights: str | Path | None = None, device: str 
         raise ModelError(f"{run / CONFIG}: model settings do not fit vidseq's models ({e})") from None
     load_weights(model, weights)
     return Run(run, cfg, model.to(device).eval())
+
+
+def data_source(data: str | Path) -> str:
+    """How a run records its data: an absolute path (so the run can be evaluated from anywhere), or the
+    dataset's name (ucf101, hmdb51)."""
+    return str(Path(data).resolve()) if Path(data).exists() else str(data)
+
+
+def append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """Add (or replace) the row of `row["epoch"]` in a run's ``metrics.csv``, dropping rows of later epochs
+    (a resumed run redoes them)."""
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < int(row["epoch"])]
+    rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_metrics(run: str | Path) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv`` (none before the first epoch)."""
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_history(run: str | Path) -> Path | None:
+    """``history.png``: train and validation loss, and accuracy, per epoch (None before the first epoch)."""
+    from matplotlib.figure import Figure
+
+    rows = read_metrics(run)
+    if not rows:
+        return None
+    ep = [int(r["epoch"]) for r in rows]
+    fig = Figure(figsize=(10, 3.6))
+    a, b = fig.subplots(1, 2)
+    for key, style in (("train_loss", "-o"), ("valid_loss", "-s")):
+        if key in rows[0]:
+            a.plot(ep, [float(r[key]) if r[key] not in ("", "None") else math.nan for r in rows], style, label=key)
+    a.set_xlabel("epoch")
+    a.set_title("loss")
+    a.legend()
+    for key in ("accuracy", "top5"):
+        if key in rows[0]:
+            b.plot(ep, [float(r[key]) for r in rows], "-o", label=key)
+    b.set_xlabel("epoch")
+    b.set_ylim(0, 1.02)
+    b.set_title("validation accuracy")
+    b.legend()
+    fig.tight_layout()
+    out = Path(run) / "history.png"
+    fig.savefig(out, dpi=90)
+    return out

@@ -56,8 +56,8 @@ def uniform(n_frames: int, n: int, rng: np.random.Generator | None = None, *, pa
     _check(n_frames, n)
     if n_frames < n:
         return pad_indices(n_frames, n, pad=pad)
-    edges = np.linspace(0, n_frames, n + 1)
-    return np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+    i = np.arange(n, dtype=np.int64)
+    return (2 * i + 1) * n_frames // (2 * n)  # floor of each segment's centre, in exact integers
 
 
 def random_segments(n_frames: int, n: int, rng: np.random.Generator | None = None, *,
@@ -67,9 +67,9 @@ def random_segments(n_frames: int, n: int, rng: np.random.Generator | None = Non
     if n_frames < n:
         return pad_indices(n_frames, n, pad=pad)
     rng = rng or np.random.default_rng()
-    edges = np.linspace(0, n_frames, n + 1)
-    lo = np.ceil(edges[:-1]).astype(np.int64)
-    hi = np.maximum(lo + 1, np.ceil(edges[1:]).astype(np.int64))  # exclusive
+    i = np.arange(n + 1, dtype=np.int64)
+    edges = (i * n_frames + n - 1) // n  # ceil(i * n_frames / n) in exact integers: no float edge rounds up
+    lo, hi = edges[:-1], np.maximum(edges[:-1] + 1, edges[1:])  # hi exclusive
     return rng.integers(lo, hi).astype(np.int64)
 
 

@@ -20,7 +20,17 @@ from vidseq.models import r2plus1d as _r2plus1d  # noqa: F401
 from vidseq.models import timesformer as _timesformer  # noqa: F401
 from vidseq.models import timesformer_lucidrains as _timesformer_lucidrains  # noqa: F401
 from vidseq.models import tsm as _tsm  # noqa: F401
-from vidseq.models._registry import create_model, list_models, model_options, param_count, register_model, splitter
+from vidseq.models._registry import (
+    Recipe,
+    create_model,
+    list_models,
+    model_options,
+    model_recipe,
+    param_count,
+    register_model,
+    splitter,
+    unwrap,
+)
 from vidseq.models.cnn_lstm import CnnLstm, RNNModel
 from vidseq.models.frame_avg import FrameAvg, SimpleModel
 from vidseq.models.r2plus1d import R2Plus1D
@@ -29,6 +39,7 @@ from vidseq.models.tsm import TSM
 
 __all__ = [
     "TSM",
+    "Recipe",
     "CnnLstm",
     "FrameAvg",
     "R2Plus1D",
@@ -39,8 +50,10 @@ __all__ = [
     "list_models",
     "load_vit_state_dict",
     "model_options",
+    "model_recipe",
     "param_count",
     "register_model",
     "splitter",
+    "unwrap",
     "vit_state_dict",
 ]

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from vidseq.clips.clip import IMAGENET, Stats
 from vidseq.errors import ModelError
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model trains without tuning, and what its input is normalised with.
+
+    Pretrained backbones are fine-tuned (`freeze_epochs` frozen, then `epochs` unfrozen); models from scratch
+    run one cycle of `epochs`. `stats` are the per-channel statistics of the model's input.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 8
+    freeze_epochs: int = 1
+    stats: Stats = IMAGENET
+
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_RECIPES: dict[str, Recipe] = {}
 _UNAVAILABLE: dict[str, str] = {}  # optional models whose extra is not installed: name -> what to do
 _COMMON = ("n_classes", "seq_len", "image_size", "backbone", "pretrained")
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a model builder under its function name.
+def register_model(fn: Callable[..., nn.Module] | None = None, *, recipe: Recipe | None = None):
+    """Register a model builder under its function name, with its training `recipe` (`@register_model` or
+    `@register_model(recipe=Recipe(lr=5e-4, epochs=12, freeze_epochs=0))`).
 
     A builder takes `(n_classes, *, seq_len, image_size, backbone, pretrained, **options)` and returns
     an `nn.Module` mapping a `(B, T, C, H, W)` clip batch (or a tuple of T `(B, C, H, W)` tensors) to
@@ -27,12 +47,21 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     against their annotations (bool, int, float, str, None); numbers must be positive, except options
     named `*dropout`, which are probabilities in [0, 1).
     """
+    if fn is None:
+        return functools.partial(register_model, recipe=recipe)
     params = inspect.signature(fn).parameters
     missing = [p for p in _COMMON if p not in params]
     if missing:
         raise TypeError(f"model builder {fn.__name__} lacks the parameters {missing}")
     _MODELS[fn.__name__] = fn
+    _RECIPES[fn.__name__] = recipe or Recipe()
     return fn
+
+
+def model_recipe(name: str) -> Recipe:
+    """The training recipe and input normalisation model `name` registered."""
+    _builder(name)
+    return _RECIPES[name]
 
 
 def register_unavailable(name: str, hint: str) -> None:
@@ -146,7 +175,7 @@ def create_model(
     return model
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """The model inside torch.compile's OptimizedModule or a DistributedDataParallel/DataParallel wrapper."""
     while True:
         if hasattr(model, "_orig_mod"):
@@ -162,7 +191,7 @@ def splitter(model: nn.Module) -> list[list[nn.Parameter]]:
 
     `Learner.freeze()` then trains only the head; `fine_tune` unfreezes the body after the frozen epochs.
     """
-    inner = _unwrap(model)
+    inner = unwrap(model)
     if hasattr(inner, "param_groups"):
         groups = [list(g) for g in inner.param_groups()]
     elif hasattr(inner, "body") and hasattr(inner, "head"):
@@ -181,5 +210,5 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["create_model", "list_models", "model_options", "param_count", "register_model", "register_unavailable",
-           "splitter"]
+__all__ = ["Recipe", "create_model", "list_models", "model_options", "model_recipe", "param_count", "register_model",
+           "register_unavailable", "splitter", "unwrap"]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from vidseq.errors import ModelError
 from vidseq.models.weights import (
     Pretrained,
-    load_weights,
+    fit_state_dict,
     no_weights_error,
     one_line,
     read_state_dict,
@@ -62,9 +62,9 @@ def _torchvision_body(name: str, pretrained: Pretrained) -> nn.Module:
     head_prefixes = tuple(f"{n}." for n, _ in children[cut:])
     path = weights_path(pretrained)
     if path is not None:
-        load_weights(net, read_state_dict(path), source=str(path), what=f"torchvision {name}", skip=head_prefixes)
+        fit_state_dict(net, read_state_dict(path), source=str(path), what=f"torchvision {name}", skip=head_prefixes)
     elif pretrained:
-        load_weights(net, torchvision_state_dict(name), source=f"of torchvision {name}", what=name)
+        fit_state_dict(net, torchvision_state_dict(name), source=f"of torchvision {name}", what=name)
     return cut_model(net, cut)
 
 
@@ -89,7 +89,7 @@ def _timm_body(name: str, pretrained: Pretrained, image_size: tuple[int, int]) -
     if path is not None:
         classifier = net.pretrained_cfg.get("classifier") or ()
         classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-        load_weights(net, read_state_dict(path), source=str(path), what=f"timm {name}",
+        fit_state_dict(net, read_state_dict(path), source=str(path), what=f"timm {name}",
                      skip=tuple(f"{c}." for c in classifier))
     return TimmFeatures(net)
 

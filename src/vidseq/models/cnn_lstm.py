@@ -9,7 +9,7 @@ import torchvision
 from einops import rearrange
 from torch import Tensor, nn
 
-from vidseq.models._registry import register_model
+from vidseq.models._registry import Recipe, register_model
 from vidseq.models.backbones import create_backbone
 from vidseq.models.frame_avg import arch_name
 from vidseq.models.layers import FLOW_CHANNELS, PerFrame, as_clip, widen_input, with_normal_flow
@@ -52,7 +52,7 @@ class CnnLstm(nn.Module):
         return [list(self.body.parameters()), [*self.rnn.parameters(), *self.head.parameters()]]
 
 
-@register_model
+@register_model(recipe=Recipe(lr=2e-3, epochs=8, freeze_epochs=1))
 def cnn_lstm(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
              pretrained: Pretrained, hidden_size: int = 512, num_layers: int = 1, bidirectional: bool = False,
              dropout: float = 0.0, head_dropout: float = 0.0, motion: bool = False) -> CnnLstm:

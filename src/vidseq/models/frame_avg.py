@@ -10,7 +10,7 @@ from einops import reduce
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
-from vidseq.models._registry import register_model
+from vidseq.models._registry import Recipe, register_model
 from vidseq.models.backbones import create_backbone
 from vidseq.models.layers import PerFrame, as_clip
 from vidseq.models.weights import Pretrained
@@ -39,7 +39,7 @@ class FrameAvg(nn.Module):
         return [list(self.body.parameters()), list(self.head.parameters())]
 
 
-@register_model
+@register_model(recipe=Recipe(lr=2e-3, epochs=8, freeze_epochs=1))
 def frame_avg(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
               pretrained: Pretrained, head_dropout: float = 0.5) -> FrameAvg:
     """The tutorial's SimpleModel on any torchvision or timm backbone (default resnet34); any frame count."""

@@ -9,13 +9,17 @@ import torchvision
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidseq.clips.clip import IMAGENET
 from vidseq.errors import ModelError
-from vidseq.models._registry import register_model
+from vidseq.models._registry import Recipe, register_model
 from vidseq.models.layers import as_clip
-from vidseq.models.weights import Pretrained, load_weights, read_state_dict, torchvision_state_dict, weights_path
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vidseq.models.weights import (
+    Pretrained,
+    fit_state_dict,
+    read_state_dict,
+    torchvision_state_dict,
+    weights_path,
+)
 
 
 class R2Plus1D(nn.Module):
@@ -31,11 +35,11 @@ class R2Plus1D(nn.Module):
         kinetics = torchvision.models.video.R2Plus1D_18_Weights.KINETICS400_V1.transforms()
         path = weights_path(pretrained)
         if path is not None:
-            load_weights(net, read_state_dict(path), source=str(path), what="torchvision r2plus1d_18", skip=("fc.",))
+            fit_state_dict(net, read_state_dict(path), source=str(path), what="torchvision r2plus1d_18", skip=("fc.",))
         elif pretrained:
-            load_weights(net, torchvision_state_dict("r2plus1d_18"), source="of torchvision r2plus1d_18",
+            fit_state_dict(net, torchvision_state_dict("r2plus1d_18"), source="of torchvision r2plus1d_18",
                          what="r2plus1d_18")
-        in_mean, in_std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        in_mean, in_std = torch.tensor(IMAGENET.mean), torch.tensor(IMAGENET.std)
         k_mean, k_std = torch.tensor(kinetics.mean), torch.tensor(kinetics.std)
         self.register_buffer("scale", rearrange(in_std / k_std, "c -> c 1 1 1"), persistent=False)
         self.register_buffer("shift", rearrange((in_mean - k_mean) / k_std, "c -> c 1 1 1"), persistent=False)
@@ -51,7 +55,7 @@ class R2Plus1D(nn.Module):
         return [list(self.body.parameters()), list(self.head.parameters())]
 
 
-@register_model
+@register_model(recipe=Recipe(lr=1e-3, epochs=8, freeze_epochs=1))
 def r2plus1d_18(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
                 pretrained: Pretrained, dropout: float = 0.0) -> R2Plus1D:
     """torchvision's R(2+1)D-18 3D CNN (Kinetics-400 weights with pretrained=True); any frame count."""

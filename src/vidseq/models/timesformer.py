@@ -23,7 +23,7 @@ from einops import rearrange, reduce, repeat
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
-from vidseq.models._registry import register_model
+from vidseq.models._registry import Recipe, register_model
 from vidseq.models.layers import FLOW_CHANNELS, Attention, TimeAttention, as_clip, with_normal_flow
 from vidseq.models.weights import Pretrained, no_weights_error, one_line, read_state_dict, weights_path
 
@@ -275,7 +275,7 @@ def _vit_weights(name: str, pretrained: Pretrained) -> tuple[dict[str, Tensor], 
         raise no_weights_error(f"timm {base}", e, hint=f"a state dict of timm's {base}") from None
 
 
-@register_model
+@register_model(recipe=Recipe(lr=5e-4, epochs=12, freeze_epochs=0))
 def timesformer(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
                 pretrained: Pretrained, patch_size: int | None = None, dim: int | None = None,
                 depth: int | None = None, heads: int | None = None, dim_head: int | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
-from vidseq.models._registry import register_model, register_unavailable
+from vidseq.models._registry import Recipe, register_model, register_unavailable
 from vidseq.models.layers import as_clip
 from vidseq.models.weights import Pretrained
 
@@ -42,7 +42,7 @@ class LucidrainsTimeSformer(nn.Module):
 
 if AVAILABLE:
 
-    @register_model
+    @register_model(recipe=Recipe(lr=5e-4, epochs=12, freeze_epochs=0))
     def timesformer_lucidrains(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
                                pretrained: Pretrained, patch_size: int = 16, dim: int = 128, depth: int = 12,
                                heads: int = 8, dim_head: int = 64, attn_dropout: float = 0.1,

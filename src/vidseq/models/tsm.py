@@ -8,7 +8,7 @@ from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from vidseq.errors import ModelError
-from vidseq.models._registry import register_model
+from vidseq.models._registry import Recipe, register_model
 from vidseq.models.backbones import create_backbone
 from vidseq.models.layers import FLOW_CHANNELS, TemporalShift, as_clip, widen_input, with_normal_flow
 from vidseq.models.weights import Pretrained
@@ -67,7 +67,7 @@ class TSM(nn.Module):
         return [list(self.body.parameters()), list(self.head.parameters())]
 
 
-@register_model
+@register_model(recipe=Recipe(lr=2e-3, epochs=8, freeze_epochs=1))
 def tsm(n_classes: int, *, seq_len: int, image_size: tuple[int, int], backbone: str | None,
         pretrained: Pretrained, shift_div: int = 8, dropout: float = 0.5, motion: bool = True) -> TSM:
     """Temporal shift module on a torchvision or timm ResNet (default resnet34); any frame count. `motion`

@@ -40,9 +40,9 @@ def weights_path(pretrained: Pretrained) -> Path | None:
 
 def no_weights_error(what: str, exc: BaseException, *, hint: str) -> ModelError:
     """The one-line error for pretrained weights of `what` that could not be had."""
-    return ModelError(f"cannot get pretrained weights for {what} ({one_line(exc)}): train with --no-pretrained "
-                      f"(pretrained=False in Python) to start from random weights, or give a local weights file "
-                      f"(pretrained='path/to/weights.safetensors': {hint})")
+    return ModelError(f"cannot get pretrained weights for {what} ({one_line(exc)}): train with {{pretrained}} "
+                      f"to start from random weights, or give a local weights file (pretrained='path/to/"
+                      f"weights.safetensors': {hint})", params={"pretrained": False})
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -72,7 +72,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(sd)
 
 
-def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, what: str,
+def fit_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, what: str,
                  skip: Iterable[str] = ()) -> None:
     """Load `state_dict` into `module`, ignoring keys under the `skip` prefixes (a classifier to be replaced).
 

@@ -1,4 +1,4 @@
-"""Decode, probe and write videos. The only module of vidseq that imports PyAV.
+"""Decode and probe videos. With `vidseq.io.write`, the only module of vidseq that imports PyAV.
 
 Every failure to open or decode a file raises :class:`~vidseq.errors.VideoError`, whose message names
 the file and the reason; PyAV's and FFmpeg's own exceptions never escape from here.
@@ -9,8 +9,7 @@ the file and the reason; PyAV's and FFmpeg's own exceptions never escape from he
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
-from vidseq.errors import VideoError
+from vidseq.errors import TruncatedVideoError, VideoError
 
 #: Container extensions that vidseq looks for when it walks a folder of videos.
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -64,30 +63,30 @@ def _open(path: str | Path, max_pixels: int):
     """Open `path` and return (container, video stream), or raise VideoError."""
     path = Path(path)
     if not path.is_file():
-        raise VideoError(f"{path}: no such file")
+        raise VideoError(path=path, reason="no such file")
     if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
+        raise VideoError(path=path, reason="empty file (0 bytes)")
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: not a readable video ({_reason(e)})") from None
+        raise VideoError(path=path, reason=f"not a readable video ({_reason(e)})") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise VideoError(f"{path}: not a readable video ({e})") from None
+        raise VideoError(path=path, reason=f"not a readable video ({e})") from None
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path}: has no video stream")
+        raise VideoError(path=path, reason="has no video stream")
     stream = container.streams.video[0]
     cc = stream.codec_context
     if cc is None:  # FFmpeg found a video stream but no codec for it (a damaged or cut-off header)
         container.close()
-        raise VideoError(f"{path}: the video stream's codec is unknown or its header is damaged")
+        raise VideoError(path=path, reason="the video stream's codec is unknown or its header is damaged")
     if cc.width <= 0 or cc.height <= 0:
         container.close()
-        raise VideoError(f"{path}: video stream has no frame size ({cc.width}x{cc.height})")
+        raise VideoError(path=path, reason=f"video stream has no frame size ({cc.width}x{cc.height})")
     if cc.width * cc.height > max_pixels:
         container.close()
-        raise VideoError(
-            f"{path}: declared frame size {cc.width}x{cc.height} exceeds the limit of {max_pixels} pixels "
+        raise VideoError(path=path, reason=
+            f"declared frame size {cc.width}x{cc.height} exceeds the limit of {max_pixels} pixels "
             "(raise max_pixels if the file is trusted)"
         )
     return container, stream
@@ -154,7 +153,7 @@ def probe(path: str | Path, *, exact: bool = False, max_pixels: int = MAX_PIXELS
         return VideoInfo(str(path), int(frames), fps, duration, width, height, cc.name, rotation,
                          container.format.name)
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: cannot read the video stream ({_reason(e)})") from None
+        raise VideoError(path=path, reason=f"cannot read the video stream ({_reason(e)})") from None
     finally:
         container.close()
 
@@ -197,9 +196,9 @@ def _decode(container, stream, path) -> Iterator:
     try:
         yield from container.decode(stream)
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: decoding failed ({_reason(e)})") from None
+        raise VideoError(path=path, reason=f"decoding failed ({_reason(e)})") from None
     except (MemoryError, ValueError, RuntimeError) as e:
-        raise VideoError(f"{path}: decoding failed ({e})") from None
+        raise VideoError(path=path, reason=f"decoding failed ({e})") from None
 
 
 def _target_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -314,7 +313,7 @@ class FrameReader:
             rgb = self._sws.reformat(frame, width=w, height=h, format="rgb24", threads=self._sws_threads())
             a = rgb.to_ndarray()
         except (ValueError, av.FFmpegError) as e:
-            raise VideoError(f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
+            raise VideoError(path=self.path, reason=f"cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
         return _rotate(a, rotation)
 
     def rgb(self) -> Iterator[np.ndarray]:
@@ -344,8 +343,8 @@ class FrameReader:
                     frame = self._sws.reformat(frame, width=w, height=h, format="yuv420p",
                                                dst_color_range=dst_range, threads=self._sws_threads())
                 except (ValueError, av.FFmpegError) as e:
-                    raise VideoError(
-                        f"{self.path}: cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
+                    raise VideoError(path=self.path, reason=
+                        f"cannot convert frame {self.decoded - 1} ({_reason(e)})") from None
             if rotation:  # crop odd sizes so that each chroma sample still covers its 2x2 luma block
                 w, h = max(2, w - w % 2), max(2, h - h % 2)
             planes = []
@@ -375,7 +374,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
         if wanted is None:
             frames = list(reader.rgb())
             if not frames:
-                raise VideoError(f"{path}: no frame could be decoded")
+                raise VideoError(path=path, reason="no frame could be decoded")
             return np.stack(frames)
         last = max(wanted)
         needed = set(wanted)
@@ -388,68 +387,12 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
                 if i >= last:
                     break
         except VideoError as e:  # damage before the last frame asked for: as if the video ended there
-            damage = f" ({str(e).removeprefix(f'{path}: ')})"
+            damage = f" ({e.reason})"
         if len(got) < len(needed):
             missing = min(needed - set(got))
-            raise VideoError(f"{path}: frame {missing} asked for, but only {reader.decoded} frames decode{damage}")
+            raise TruncatedVideoError(path=path, reason=f"frame {missing} asked for, but only {reader.decoded} frames "
+                                      f"decode{damage}", wanted=missing, decoded=reader.decoded)
         return np.stack([got[i] for i in wanted])
 
 
-def count_frames(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> int:
-    """Exact frame count by decoding the whole video."""
-    return probe(path, exact=True, max_pixels=max_pixels).frames
 
-
-def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float = 25, codec: str = "mpeg4",
-                pix_fmt: str | None = None, quality: int | None = None, rotation: int = 0,
-                options: dict[str, str] | None = None) -> Path:
-    """Encode (H, W, 3) uint8 RGB frames (or (H, W) grayscale ones) into a video file.
-
-    The container follows the extension (.avi, .mp4, .mkv, .webm, ...). `quality` is the codec's
-    quantiser scale where it has one (lower is better; mpeg4 takes 1-31). `rotation` writes a display
-    rotation (clockwise degrees) into the file's metadata, as phones do.
-    """
-    path = Path(path)
-    frames = iter(frames)
-    first = next(frames, None)
-    if first is None:
-        raise ValueError("write_video needs at least one frame")
-    gray = first.ndim == 2
-    if pix_fmt is None:
-        pix_fmt = {"mjpeg": "yuvj420p", "rawvideo": "rgb24"}.get(codec, "gray" if gray and codec == "ffv1" else
-                                                                  "yuv420p")
-    rate = _fraction(fps)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = first.shape[1], first.shape[0]
-        stream.pix_fmt = pix_fmt
-        opts = dict(options or {})
-        if quality is not None:
-            stream.codec_context.qscale = quality
-            stream.codec_context.flags |= av.codec.context.Flags.qscale
-        if opts:
-            stream.options = opts
-        if rotation % 360:
-            stream.set_display_rotation(-(rotation % 360) % 360)  # PyAV takes counter-clockwise degrees
-        for a in _chain(first, frames):
-            fmt = "gray" if a.ndim == 2 else "rgb24"
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format=fmt)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
-
-
-def _fraction(fps: float):
-    from fractions import Fraction
-
-    f = Fraction(fps).limit_denominator(1001)
-    if f <= 0 or not math.isfinite(float(f)):
-        raise ValueError(f"fps must be positive, got {fps}")
-    return f

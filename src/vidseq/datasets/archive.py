@@ -29,8 +29,8 @@ from typing import TextIO
 
 import rarfile
 
-from vidseq.download import Progress
 from vidseq.errors import ArchiveError, UnsafeArchiveError
+from vidseq.progress import Progress, copy_stream
 
 #: File name endings of archives that ``recursive=True`` unpacks again where they were found.
 NESTED_SUFFIXES = (".rar", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -165,10 +165,7 @@ def _unpack_zip(archive: Path, tmp: Path, bar_opts: dict) -> None:
                     if info.is_dir():
                         (tmp / Path(*_parts(info.filename))).mkdir(parents=True, exist_ok=True)
                         continue
-                    dst = tmp / Path(*_parts(info.filename))
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(dst, "wb") as out:
-                        _copy(src, out, bar)
+                    _write_member(tmp / Path(*_parts(info.filename)), lambda info=info: zf.open(info), bar)
             finally:
                 bar.close()
     except zipfile.BadZipFile as e:
@@ -280,9 +277,7 @@ def _unpack_rar(archive: Path, tmp: Path, bar_opts: dict) -> None:
                         dst.parent.mkdir(parents=True, exist_ok=True)
                         rf.extract(info, tmp)  # rarfile >= 4.5 refuses links that leave `tmp`
                     else:
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        with rf.open(info) as src, open(dst, "wb") as out:
-                            _copy(src, out, bar)
+                        _write_member(dst, lambda info=info: rf.open(info), bar)
             finally:
                 bar.close()
         except rarfile.BadSymLinkError as e:
@@ -296,13 +291,11 @@ def _unpack_rar(archive: Path, tmp: Path, bar_opts: dict) -> None:
                                "download it again") from None
 
 
-def _copy(src, out, bar: Progress) -> None:
-    while True:
-        buf = src.read(_COPY)
-        if not buf:
-            return
-        out.write(buf)
-        bar.update(len(buf))
+def _write_member(dst: Path, opener, bar: Progress) -> None:
+    """Write one file member to `dst` (its folders made first) from the file object `opener()` gives."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with opener() as src, open(dst, "wb") as out:
+        copy_stream(src, out, bar, chunk=_COPY)
 
 
 _READERS = {"rar": _unpack_rar, "zip": _unpack_zip, "tar": _unpack_tar}

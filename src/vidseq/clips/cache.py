@@ -21,8 +21,6 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidseq.data import ClipTfm, count_frames, read_clip
+from vidseq.clips.sources import FILES
 from vidseq.errors import DatasetError, VidseqError
 from vidseq.files import output_folder
+from vidseq.progress import Progress, available_cpus
 from vidseq.sampling import uniform
 
 INDEX, FRAMES, PROGRESS = "index.json", "frames.u8", "progress.jsonl"
@@ -86,7 +85,7 @@ def _fill(args) -> tuple[int, str | None]:
     i, path, n_frames, keep, offset, total, size, frames_file = args
     try:
         idx = uniform(n_frames, keep) if n_frames > keep else np.arange(n_frames)
-        arr = _square(read_clip(path, idx, min_side=size), size)
+        arr = _square(FILES.read(Path(path), idx, min_side=size), size)
         mm = np.memmap(frames_file, dtype=np.uint8, mode="r+", shape=(total, size, size, 3))
         mm[offset: offset + len(arr)] = arr
         mm.flush()
@@ -118,7 +117,7 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
     counts, unreadable = {}, {}
     for p in paths:
         try:
-            counts[p] = count_frames(p)
+            counts[p] = FILES.n_frames(Path(p))
         except VidseqError as e:
             counts[p], unreadable[p] = 0, str(e)
         if not counts[p] and p not in unreadable:
@@ -145,29 +144,20 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
     todo = [(i, e.path, counts[e.path], e.count, e.offset, offset, size, str(tmp_frames))
             for i, e in enumerate(entries) if i not in done]
     failures = dict(unreadable)
-    start, n_done = time.time(), 0
     # forkserver, not fork: a process forked after torch ran OpenMP threads deadlocks in its first parallel op
     ctx = multiprocessing.get_context("forkserver")
     _start_forkserver_ignoring_ctrl_c()
-    n_workers = max(1, workers or os.cpu_count() or 1)
-    try:
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool, \
-                open(dest / PROGRESS, "a") as log:
-            for i, err in pool.map(_fill, todo, chunksize=4):
-                if err:
-                    failures[entries[i].path] = err
-                else:
-                    log.write(f"{i}\n")
-                    log.flush()
-                n_done += 1
-                if progress and (n_done % 50 == 0 or n_done == len(todo)):
-                    rate = n_done / max(1e-9, time.time() - start)
-                    eta = (len(todo) - n_done) / max(rate, 1e-9)
-                    print(f"\rcache: {n_done}/{len(todo)} items, {rate:.1f} items/s, ETA {eta:.0f}s", end="",
-                          file=sys.stderr, flush=True)
-    finally:  # also on Ctrl-C: end the progress line; what was written is kept for the next run
-        if progress and todo:
-            print(file=sys.stderr)
+    n_workers = max(1, workers or available_cpus())
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker) as pool, \
+            open(dest / PROGRESS, "a") as log, Progress("cache", len(todo), unit="items", enabled=progress) as bar:
+        # the progress line is ended also on Ctrl-C; what was written is kept for the next run
+        for i, err in pool.map(_fill, todo, chunksize=4):
+            if err:
+                failures[entries[i].path] = err
+            else:
+                log.write(f"{i}\n")
+                log.flush()
+            bar.update(1)
     if failures:
         plan["items"] = [e for e in plan["items"] if e["path"] not in failures]
         plan["failures"] = failures
@@ -191,9 +181,11 @@ def _real(path: str) -> str:
 
 
 class ClipCache:
-    """Read side of a cache folder: frame counts and frames of each item, from the memory map."""
+    """Read side of a cache folder, a frame source (`vidseq.clips.sources.FrameSource`): frame counts and frames
+    of each item from the memory map; items missing from the cache are read from their files."""
 
-    def __init__(self, dest: str | Path):
+    def __init__(self, dest: str | Path, *, fallback=FILES):
+        self.fallback = fallback
         self.dest = Path(dest)
         index = self.dest / INDEX
         if not index.is_file():
@@ -225,20 +217,16 @@ class ClipCache:
     def count(self, path) -> int:
         return self.entries[_key(path)].count
 
-    def read(self, path, indices: Sequence[int]) -> np.ndarray:
+    def n_frames(self, path) -> int:
+        return self.count(path) if path in self else self.fallback.n_frames(path)
+
+    def exact_frames(self, path) -> int:
+        return self.count(path) if path in self else self.fallback.exact_frames(path)
+
+    def read(self, path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
+        """Frames `indices` of `path`: from the cache at its size, else from the files (`min_side` applies to
+        those only)."""
+        if path not in self:
+            return self.fallback.read(path, indices, min_side=min_side)
         e = self.entries[_key(path)]
         return self.array[e.offset + np.asarray(indices, dtype=np.int64)]
-
-
-class CachedClipTfm(ClipTfm):
-    """`ClipTfm` that reads the cache's frames; items missing from the cache are decoded as usual."""
-
-    def __init__(self, cache: ClipCache, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.cache = cache
-
-    def n_frames(self, path: Path) -> int:
-        return self.cache.count(path) if path in self.cache else super().n_frames(path)
-
-    def read(self, path: Path, indices) -> np.ndarray:
-        return self.cache.read(path, indices) if path in self.cache else super().read(path, indices)

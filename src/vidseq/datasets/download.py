@@ -1,4 +1,4 @@
-"""Resumable HTTP downloads with a size check, and the progress line that long jobs print.
+"""Resumable HTTP downloads with a size check.
 
 A download is written to ``<name>.part`` and renamed to ``<name>`` only when every byte has arrived, so a
 file under its final name is always complete and is never fetched again. An interrupted download resumes
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from vidseq import __version__
 from vidseq.errors import DatasetError
+from vidseq.progress import Progress, copy_stream, human_bytes
 
 try:  # POSIX: keep two processes from appending to one .part file
     import fcntl
@@ -34,90 +33,6 @@ USER_AGENT = f"vidseq/{__version__} (python-urllib)"
 
 class DownloadError(DatasetError):
     """A download that could not be done (no network, HTTP error, interrupted, wrong size)."""
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KB' (powers of 1024, as file managers show sizes)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def human_time(s: float) -> str:
-    """Seconds as '42s', '3m05s' or '2h07m'."""
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-class Progress:
-    """A one-line progress report on stderr: done/total, rate and ETA.
-
-    On a terminal the line is rewritten in place at most every `interval` seconds; elsewhere (a log
-    file) a line is printed at each tenth of the way. `enabled=None` means "when the stream is a TTY".
-    """
-
-    def __init__(self, label: str, total: int | None, *, done: int = 0, bytes_: bool = True,
-                 stream: TextIO | None = None, enabled: bool | None = None, interval: float = 0.5):
-        self.label, self.total, self.done, self.bytes_ = label, total, done, bytes_
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled = self.tty if enabled is None else enabled
-        self.interval = interval
-        self._start_done, self._t0 = done, time.monotonic()
-        self._last_print = 0.0
-        self._last_tenth = -1
-        self._printed = False
-
-    def _fmt(self, n: float) -> str:
-        return human_bytes(n) if self.bytes_ else f"{int(n)}"
-
-    def line(self) -> str:
-        """The current report, e.g. 'UCF101.rar  1.2 GB / 6.5 GB  (18%)  25.3 MB/s  ETA 3m30s'."""
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        rate = (self.done - self._start_done) / elapsed
-        unit = "/s" if self.bytes_ else " /s"
-        parts = [self.label, self._fmt(self.done) + (f" / {self._fmt(self.total)}" if self.total else "")]
-        if self.total:
-            parts.append(f"({100 * self.done / self.total:.0f}%)")
-        parts.append(f"{self._fmt(rate)}{unit}")
-        if self.total and rate > 0 and self.done < self.total:
-            parts.append(f"ETA {human_time((self.total - self.done) / rate)}")
-        return "  ".join(parts)
-
-    def update(self, n: int) -> None:
-        """Count `n` more units done; print when it is time to."""
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.tty:
-            if now - self._last_print >= self.interval:
-                self._last_print = now
-                self.stream.write("\r" + self.line() + "\x1b[K")
-                self.stream.flush()
-                self._printed = True
-        elif self.total:
-            tenth = int(10 * self.done / self.total)
-            if tenth > self._last_tenth:
-                self._last_tenth = tenth
-                self.stream.write(self.line() + "\n")
-                self.stream.flush()
-
-    def close(self) -> None:
-        """Print the final line (on a terminal, end the rewritten line)."""
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r" + self.line() + "\x1b[K\n")
-        elif not self.total or self._last_tenth < 10:
-            self.stream.write(self.line() + "\n")
-        self.stream.flush()
 
 
 def url_filename(url: str) -> str:
@@ -218,12 +133,7 @@ def _fetch(url: str, out: BinaryIO, part: Path, final: Path, hint: str, *, progr
             total = int(length) if length and length.isdigit() else None
         bar = Progress(final.name, total, done=have, stream=stream, enabled=progress)
         try:
-            while True:
-                chunk = resp.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
-                bar.update(len(chunk))
+            copy_stream(resp, out, bar, chunk=CHUNK)
         except (OSError, ValueError) as e:  # includes http.client.IncompleteRead, timeouts, resets
             out.flush()
             raise DownloadError(f"download of {url} interrupted at {human_bytes(out.tell())}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -30,6 +31,9 @@ from typing import Any, TypeVar
 import torch
 
 from vidseq.errors import VidseqError
+from vidseq.models import unwrap
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -171,8 +175,8 @@ def rank0_first(fn: Callable[[], T]) -> T:
 def sync_batchnorm(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
     """Batch norm synchronised across the processes (`nn.SyncBatchNorm`), which PyTorch has for GPUs only."""
     if torch.device(device).type != "cuda":
-        raise VidseqError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm does not run on CPU); leave it out "
-                          "on CPU, where each process keeps its own batch-norm statistics")
+        raise VidseqError("{sync_bn} needs GPUs (PyTorch's SyncBatchNorm does not run on CPU); leave it out "
+                          "on CPU, where each process keeps its own batch-norm statistics", params={"sync_bn": True})
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
@@ -215,15 +219,16 @@ def launch(gpus: int, argv: Sequence[str]) -> int:
     One process per GPU of this machine; with ``--device cpu`` in `argv`, that many CPU processes (gloo).
     """
     if gpus < 1:
-        raise VidseqError(f"--gpus {gpus}: give a number of GPUs of at least 1")
+        raise VidseqError("{gpus}: give a number of GPUs of at least 1", params={"gpus": gpus})
     if rank_info().world_size > 1:
-        raise VidseqError("already one of several processes (WORLD_SIZE is set); leave out --gpus under torchrun")
+        raise VidseqError("already one of several processes (WORLD_SIZE is set); leave out {gpus} under torchrun",
+                          params={"gpus": gpus})
     device = _device_option(argv)
     if device is None or torch.device(device).type == "cuda":
         have = torch.cuda.device_count()
         if have < gpus:
-            raise VidseqError(f"--gpus {gpus}: this machine has {have} GPU(s); ask for at most {have}, or add "
-                              "--device cpu to train that many CPU processes")
+            raise VidseqError(f"{{gpus}}: this machine has {have} GPU(s); ask for at most {have}, or add "
+                              "{device} to train that many CPU processes", params={"gpus": gpus, "device": "cpu"})
     env = dict(os.environ)
     if sys.platform.startswith("linux") and os.path.isdir("/sys/class/net/lo"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: gloo talks over loopback
@@ -269,7 +274,8 @@ def sharded_dl_class():
             if self.for_training and len(self) == 0:
                 per = (self.dl.n or 0) // self.world_size
                 raise VidseqError(f"{self.dl.n} training clips give each of {self.world_size} processes {per}, "
-                                  f"fewer than one batch of {self.dl.bs}; lower --bs or use fewer processes")
+                                  f"fewer than one batch of {self.dl.bs}; lower {{bs}} or use fewer processes",
+                                  params={"bs": self.dl.bs})
 
         def _broadcast(self, t, rank):
             on_gpu = torch.distributed.get_backend() == "nccl"
@@ -352,8 +358,6 @@ def _trainer_class():
 
         def before_validate(self):
             super().before_validate()
-            from vidseq.runs import unwrap
-
             for b in unwrap(self.learn.model).buffers():  # batch-norm statistics as rank 0 has them
                 torch.distributed.broadcast(b.data, 0)
 
@@ -384,9 +388,8 @@ def distributed_context(learn, *, sync_bn: bool = False, verbose: bool = True) -
         yield learn
         if verbose:
             per = f" ({cb.clips // cb.epochs} per epoch)" if cb.epochs else ""
-            print(f"vidseq: rank {info.rank} of {info.world_size} ({device.type}, "
-                  f"{torch.distributed.get_backend()}): trained {cb.epochs} epoch(s) on {cb.clips} clips{per}",
-                  file=sys.stderr, flush=True)
+            log.info("rank %d of %d (%s, %s): trained %d epoch(s) on %d clips%s", info.rank, info.world_size,
+                     device.type, torch.distributed.get_backend(), cb.epochs, cb.clips, per)
     finally:
         cb.restore_metrics()
         learn.remove_cb(cb)

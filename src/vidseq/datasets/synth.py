@@ -22,7 +22,6 @@ Layout, as UCF101's::
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 from vidseq.files import atomic_write_text, output_folder
-from vidseq.video import write_video
+from vidseq.io import write_video
+from vidseq.progress import Progress
 
 #: (class name, family, direction). Pairs of one family differ only in the sign of the motion.
 MOTIONS: tuple[tuple[str, str, int], ...] = (
@@ -208,7 +208,8 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
     train, test, n_frames = [], [], 0
     jobs = [(ci, g, c) for ci in range(cfg.classes) for g in range(1, cfg.groups + 1)
             for c in range(1, cfg.clips + 1)]
-    for k, (ci, g, c) in enumerate(jobs):
+    bar = Progress("synth", len(jobs), unit="videos", enabled=progress)
+    for ci, g, c in jobs:
         name, family, direction = MOTIONS[ci]
         # the group's look depends on (seed, pair, group) only: both classes of a pair share it, so the look
         # of a training group never tells its direction (a shortcut that held-out groups would punish);
@@ -227,10 +228,8 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
             tmp.unlink(missing_ok=True)
         n_frames += cfg.frames
         (test if g <= TEST_GROUPS else train).append((rel, ci + 1))
-        if progress:
-            print(f"\r  {k + 1}/{len(jobs)} videos", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        bar.update(1)
+    bar.close()
     lists = output_folder(root / "ucfTrainTestlist", what="split lists folder")
     atomic_write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
     atomic_write_text(lists / "trainlist01.txt", "".join(f"{rel} {label}\n" for rel, label in train))

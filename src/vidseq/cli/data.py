@@ -1,0 +1,214 @@
+"""Commands on data: synth, download, unpack, info, extract, cache, show."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidseq.cli.app import _sampler, _size, app
+from vidseq.errors import VidseqError
+
+
+@app.command()
+def synth(
+    dest: Annotated[Path, typer.Argument(help="Folder to write the dataset into.")],
+    preset: Annotated[str, typer.Option(help="Starting size: tiny, default, demo (CPU training) or bench "
+                                              "(UCF101-like 320x240).")] = "default",
+    classes: Annotated[int | None, typer.Option(help="Number of motion classes (2-12).")] = None,
+    groups: Annotated[int | None, typer.Option(help="Groups per class; groups 1-7 form the test list.")] = None,
+    clips: Annotated[int | None, typer.Option(help="Clips per group.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames per clip.")] = None,
+    size: Annotated[str | None, typer.Option(help="Frame size WIDTHxHEIGHT, even numbers.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same dataset.")] = None,
+) -> None:
+    """Write a small UCF101-shaped dataset of motion classes (no download).
+
+    Layout: DEST/videos/<Class>/v_<Class>_g<GG>_c<CC>.avi and DEST/ucfTrainTestlist/ with classInd.txt,
+    trainlist01.txt and testlist01.txt (groups 1-7 in the test list, as UCF101's split 1).
+    """
+    import dataclasses
+
+    from vidseq.datasets.synth import PRESETS, make_synth
+
+    if preset not in PRESETS:
+        raise VidseqError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    changes = {k: v for k, v in dict(classes=classes, groups=groups, clips=clips, frames=frames, seed=seed).items()
+               if v is not None}
+    if size is not None:
+        changes["width"], changes["height"] = _size(size)
+    try:
+        cfg = dataclasses.replace(PRESETS[preset], **changes)
+    except ValueError as e:
+        raise VidseqError(str(e)) from None
+    result = make_synth(dest, cfg, progress=sys.stderr.isatty())
+    typer.echo(f"wrote {result.videos} videos ({result.frames} frames, {cfg.width}x{cfg.height}) of "
+               f"{len(result.classes)} classes to {result.root}/videos")
+    typer.echo(f"  classes: {', '.join(result.classes)}")
+    typer.echo(f"  split lists: {result.root}/ucfTrainTestlist (train {result.train}, test {result.test})")
+
+
+@app.command()
+def show(
+    data: Annotated[str, typer.Argument(help="A frames tree, a videos tree, a dataset name or a CSV.")],
+    out: Annotated[Path, typer.Option(help="Where to save the picture.")] = Path("batch.png"),
+    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
+    size: Annotated[int, typer.Option(min=8, help="Frame size in pixels.")] = 64,
+    n: Annotated[int, typer.Option(min=1, help="How many clips to show.")] = 8,
+    sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler.")] = "random",
+    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    augment: Annotated[bool, typer.Option(help="Show training augmentation.")] = True,
+) -> None:
+    """Save a picture of a training batch (fastai's show_batch): first, middle and last frame of each clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidseq.clips import dataloaders_from_items
+    from vidseq.datasets import load_items
+
+    kinds = plt.gcf().canvas.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in kinds:
+        raise VidseqError(f"{out}: cannot save a picture of that kind; end the name in .{' .'.join(sorted(kinds))}")
+    if not out.parent.is_dir():
+        raise VidseqError(f"{out.parent}: no such folder to save {out.name} in")
+    items = load_items(data, split=split)
+    dls = dataloaders_from_items(items, bs=n, image_size=size, seq_len=frames, sampler=sampler, augment=augment,
+                                 workers=0, device="cpu")
+    dls.show_batch(max_n=n)
+    plt.savefig(out, dpi=90, bbox_inches="tight")
+    typer.echo(f"saved {out}")
+
+
+@app.command("cache")
+def cache_cmd(
+    data: Annotated[str, typer.Argument(help="A frames tree, a videos tree, a dataset name or a CSV.")],
+    dest: Annotated[Path, typer.Argument(help="Cache folder to write.")],
+    size: Annotated[int, typer.Option(min=8, help="Side of the cached square frames (a little above the training "
+                                                 "size).")] = 72,
+    frames: Annotated[int, typer.Option(min=1, help="Frames kept per video, spread evenly.")] = 32,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: one per core).")] = None,
+) -> None:
+    """Decode every clip once into a memory-mapped uint8 cache, so training loads clips at memory speed."""
+    from vidseq.clips import ClipCache, build_cache
+    from vidseq.datasets import load_items
+
+    items = load_items(data, split="none").items  # a cache serves any split
+    build_cache([it.path for it in items], dest, labels=[it.label for it in items], size=size, frames=frames,
+                workers=workers, progress=True)
+    c = ClipCache(dest)
+    cached = [it for it in items if it.path in c]
+    frames = sum(c.count(it.path) for it in cached)
+    typer.echo(f"cached {len(cached)} of {len(items)} items ({frames} frames of {c.size}x{c.size}) in {dest}")
+    left_out = [why for why in map(c.left_out, (it.path for it in items)) if why]
+    if left_out:
+        typer.echo(f"  left out {len(left_out)} unreadable item(s), e.g. {left_out[0]}; all of them with their "
+                   f"reasons in {c.dest / 'index.json'}")
+
+
+@app.command()
+def download(
+    name: Annotated[str, typer.Argument(help="Dataset: ucf101 or hmdb51.")],
+    dest: Annotated[Path | None, typer.Option(help="Folder for the archives and the unpacked dataset "
+                                                   "(default: fastai's archive and data folders).")] = None,
+) -> None:
+    """Download UCF101 or HMDB51 with its official split lists and unpack it safely.
+
+    Resumes an interrupted download; skips what is already complete. Without network, says where to put
+    an archive downloaded by hand.
+    """
+    from vidseq.datasets import fetch_dataset
+    from vidseq.datasets.download import DownloadError
+
+    try:
+        root = fetch_dataset(name, dest=dest, progress=True, log=lambda m: typer.echo(m, err=True))
+    except DownloadError as e:  # the work could not be done: exit 1, still one line
+        typer.echo(f"vidseq: error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{name.lower()} is ready in {root}")
+    typer.echo(f"  next: vidseq info {root}")
+
+
+@app.command()
+def unpack(
+    archive: Annotated[Path, typer.Argument(help="A RAR, ZIP or TAR archive (told apart by content).")],
+    dest: Annotated[Path, typer.Argument(help="Folder to unpack into (created if needed).")],
+    recursive: Annotated[bool, typer.Option(help="Also unpack archives found inside (HMDB51's per-class "
+                                                 "RARs).")] = False,
+) -> None:
+    """Unpack an archive safely: members that would land outside DEST make it refused as unsafe."""
+    from vidseq.datasets.archive import unpack as unpack_archive
+
+    entries = unpack_archive(archive, dest, recursive=recursive, progress=True)
+    typer.echo(f"unpacked {archive} into {dest}: {', '.join(p.name for p in entries[:10])}"
+               + (f" and {len(entries) - 10} more" if len(entries) > 10 else ""))
+
+
+@app.command()
+def info(
+    data: Annotated[str, typer.Argument(help="ucf101, hmdb51, a folder of class folders (videos or frame "
+                                             "folders) or a CSV manifest path,label[,split].")],
+    split: Annotated[str, typer.Option(help="auto, official, official:N, group, random, csv or none (every "
+                                            "item for training).")] = "auto",
+    valid_pct: Annotated[float, typer.Option(help="Share of each class for validation (group/random).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the group/random split.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show a dataset's classes, split counts per class, groups, missing entries and leakage warnings."""
+    import json
+
+    from vidseq.datasets import format_summary, load_items
+
+    summary = load_items(data, split=split, valid_pct=valid_pct, seed=seed).summary()
+    typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@app.command()
+def extract(
+    src: Annotated[Path, typer.Argument(help="A folder tree of videos (.avi .mp4 .mkv .webm .mov ...) or one video.")],
+    dest: Annotated[Path, typer.Argument(help="Folder for the frames: DEST/<Class>/<video_stem>/<i>.jpg.")],
+    size: Annotated[int | None, typer.Option(min=1, help="Resize so the short side is SIZE pixels "
+                                                         "(default: keep the video's size).")] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality, 1-100.")] = 90,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: the CPUs "
+                                                            "available).")] = None,
+    shard: Annotated[str | None, typer.Option(help="I/N: do only shard I of N (1 <= I <= N), so N machines "
+                                                   "can share one dataset.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose frames are already "
+                                                                "complete.")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds one video may take before its worker is "
+                                                       "stopped and the video recorded as failed.")] = 600.0,
+) -> None:
+    """Turn videos into folders of JPEG frames, fast, atomically and resumably.
+
+    Writes DEST/<Class>/<video_stem>/0.jpg, 1.jpg, ... (deeper folders of SRC are kept), DEST/manifest.csv
+    and DEST/failures.jsonl (per shard: manifest-shard-I-of-N.csv, failures-shard-I-of-N.jsonl), and
+    copies UCF101's/HMDB51's split lists found in SRC or beside it. A rerun skips complete videos.
+    Exit 0 when DEST has frames to use (from this run or an earlier one), 1 when none could be extracted.
+    """
+    from vidseq.extract import extract_dataset, parse_shard
+
+    part = None
+    if shard is not None:
+        try:
+            part = parse_shard(shard)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="'--shard'") from None
+    s = extract_dataset(src, dest, size=size, quality=quality, workers=workers, shard=part, overwrite=overwrite,
+                        timeout=timeout, progress=True)
+    fresh = s.done + s.partial
+    typer.echo(f"extracted {fresh} videos" + (f" ({s.partial} partial)" if s.partial else "")
+               + f", skipped {s.skipped} complete, {s.failed} failed"
+               + (f" of {s.videos} in shard {part[0]}/{part[1]}" if part else f" of {s.videos}")
+               + f"; {s.frames:,} frames in {s.seconds:.1f} s ({s.frames_per_second:,.0f} frames/s)")
+    typer.echo(f"  frames: {s.dest}/<Class>/<video>/<i>.jpg; manifest: {s.manifest}")
+    if s.failed:
+        typer.echo(f"  failures ({s.failed}): {s.failures}")
+    for lists in s.split_lists:
+        typer.echo(f"  split lists: {lists}")
+    if not s.ok:
+        typer.echo(f"vidseq: nothing could be extracted ({s.failed} failed; reasons in {s.failures})", err=True)
+        raise typer.Exit(1)

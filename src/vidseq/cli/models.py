@@ -1,0 +1,173 @@
+"""Commands on models and runs: models, train, evaluate, predict, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidseq.cli.app import _ARGV, _INTERRUPTED, _given, _model_options, _pct, _print_table, _sampler, app
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Annotated[str, typer.Argument(help="Frames tree, videos tree, dataset name (ucf101, hmdb51) or CSV.")],
+    model: Annotated[str, typer.Option(help="Model name (see 'vidseq models').")] = "frame_avg",
+    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
+    size: Annotated[int, typer.Option(min=8, help="Frame size in pixels (square).")] = 64,
+    bs: Annotated[int, typer.Option(min=1, help="Batch size (per process).")] = 32,
+    epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (after the frozen ones); default: the model's "
+                                                           "recipe.")] = None,
+    lr: Annotated[str | None, typer.Option(help="Learning rate: a number, or 'auto' to run lr_find first.")] = None,
+    sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler: random (TSN segments), "
+                                                                  "uniform, first, stride.")] = "random",
+    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32 (CPU always fp32).")] = "auto",
+    pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",
+                                             help="Start from ImageNet/Kinetics weights (downloads them).")] = True,
+    backbone: Annotated[str | None, typer.Option(help="Backbone, e.g. resnet18 or timm/convnext_tiny.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="A model option KEY=VALUE, repeatable (e.g. -o depth=4 -o dim=96).")] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="DataLoader worker processes (default: one per "
+                                                            "core).")] = None,
+    cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
+    = False,
+    compile: Annotated[bool, typer.Option(help="Wrap the model in torch.compile.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last completed epoch.")] = False,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: they swap left/right motion).")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    gpus: Annotated[int, typer.Option(min=1, help="Train on N GPUs: starts torchrun with one process per GPU.")]
+    = 1,
+    sync_bn: Annotated[bool, typer.Option(help="Synchronised batch norm across GPUs.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
+) -> None:
+    """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png)."""
+    from vidseq.train import TrainConfig
+    from vidseq.train import train as train_run
+
+    if gpus > 1:
+        from vidseq.train.distributed import launch
+
+        raise typer.Exit(launch(gpus, list(_ARGV)))
+    lr_value: float | str | None = None
+    if lr is not None:
+        if lr == "auto":
+            lr_value = "auto"
+        else:
+            try:
+                lr_value = float(lr)
+            except ValueError:
+                raise typer.BadParameter(f"expected a number or 'auto', got {lr!r}", param_hint="'--lr'") from None
+    model_kwargs = _model_options(option or [])
+    cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
+                      epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
+                      pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
+                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs,
+                      given=frozenset(name for name in ctx.params if _given(ctx, name)))
+    try:
+        result = train_run(cfg)
+    except KeyboardInterrupt:
+        run = out or Path("runs") / model
+        if (Path(run) / "checkpoint" / "state.json").is_file():  # an epoch was completed: something to resume
+            _INTERRUPTED[0] = f"vidseq: interrupted; continue with: vidseq train {data} --out {run} --resume"
+        raise
+    from vidseq.train.distributed import is_rank0
+
+    if is_rank0():
+        m = result.metrics
+        typer.echo(f"run: {result.run}")
+        _print_table([{"model": model, "epochs": result.epochs, "valid_loss": f"{m['valid_loss']:.4f}",
+                       "accuracy": _pct(m["accuracy"]), "top5": _pct(m["top5"]),
+                       "time": f"{result.seconds:.0f}s"}],
+                     ["model", "epochs", "valid_loss", "accuracy", "top5", "time"])
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
+    data: Annotated[str | None, typer.Option(help="Data to evaluate on (default: the run's own).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split (default: the run's own).")] = None,
+    clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
+    bs: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes for decoding.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    report: Annotated[bool, typer.Option(help="Write confusion.png, per_class.csv and report.html.")] = True,
+) -> None:
+    """Top-1, top-5, mean class accuracy, per-class accuracy and confusion matrix of a run; writes its report."""
+    import json
+
+    from vidseq.evaluate import evaluate_run, write_report
+    from vidseq.runs import load_run
+
+    loaded = load_run(run)
+    ev = evaluate_run(loaded, data=data, split=split, clips=clips, bs=bs, workers=workers)
+    paths = write_report(loaded, ev) if report else {}
+    if json_out:
+        typer.echo(json.dumps({**ev.summary(), "per_class": ev.per_class(), "confusion": ev.confusion.tolist(),
+                               "classes": ev.classes, "files": {k: str(v) for k, v in paths.items()}}, indent=2))
+        return
+    s = ev.summary()
+    typer.echo(f"{run}: {s['videos']} videos, {clips} clip(s) each")
+    typer.echo(f"  top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class accuracy "
+               f"{_pct(s['mean_class_accuracy'])}")
+    _print_table([{**r, "accuracy": _pct(r["accuracy"]) if r["videos"] else "-"} for r in ev.per_class()],
+                 ["class", "videos", "correct", "accuracy"])
+    if paths:
+        typer.echo(f"report: {paths['report']}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
+    videos: Annotated[list[Path], typer.Argument(help="Video files (any container PyAV opens) or frame "
+                                                      "folders.")],
+    top: Annotated[int, typer.Option(min=1, help="How many classes to show per file.")] = 5,
+    clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
+) -> None:
+    """Classify video files directly (no extraction); a bad file gets one error line, the rest go on."""
+    import json
+
+    from vidseq.predict import predict_files
+
+    preds = predict_files(run, videos, top=top, clips=clips)
+    if json_out:
+        typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
+    else:
+        for p in preds:
+            if p.error:
+                typer.echo(f"vidseq: error: {p.error}", err=True)
+                continue
+            typer.echo(p.path)
+            for label, prob in p.top:
+                typer.echo(f"  {prob:6.1%}  {label}")
+    if all(p.error for p in preds):
+        raise typer.Exit(1)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the registered models, each with its options (`vidseq train -o KEY=VALUE`) and their defaults."""
+    import inspect
+
+    from vidseq.models import list_models, model_options
+    from vidseq.models._registry import _builder
+
+    for name in list_models():
+        doc = (inspect.getdoc(_builder(name)) or "").split("\n\n")[0].replace("\n", " ")
+        options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
+        typer.echo(f"{name}: {doc}" + (f"\n    options: {options}" if options else ""))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's data and runs.")] = Path("demo"),
+    epochs: Annotated[int | None, typer.Option(help="Epochs per model (default: CPU-sized per model).")] = None,
+) -> None:
+    """The main job on built-in sample data: synth -> extract -> train three models -> evaluate -> predict."""
+    from vidseq.demo import run_demo
+
+    run_demo(out, epochs=epochs)

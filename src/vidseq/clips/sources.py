@@ -1,0 +1,57 @@
+"""Frame sources: where a clip's frames come from. A source answers two questions about an item path, how many
+frames it has and what frames `indices` look like, so clip transforms work the same over frame folders,
+video files and the clip cache (`vidseq.clips.cache.ClipCache`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from vidseq.io import list_frames, probe, read_folder_frames, read_frames
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """What clip transforms read frames through."""
+
+    def n_frames(self, path: Path) -> int:
+        """Frames of item `path` (as declared, where the file declares them)."""
+
+    def exact_frames(self, path: Path) -> int:
+        """Frames of item `path` that really decode (after the declared count turned out too high)."""
+
+    def read(self, path: Path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
+        """Frames `indices` of `path` as (T, H, W, 3) uint8, short side no smaller than `min_side` where
+        the source can shrink cheaply (the caller resizes to the exact size)."""
+
+
+class FileSource:
+    """Frames straight from the files: a frame folder's images or a video file's frames."""
+
+    def n_frames(self, path: Path) -> int:
+        """Frames in a frame folder (numbered images) or a video file (as its container declares them)."""
+        path = Path(path)
+        if path.is_dir():
+            return len(list_frames(path))
+        return probe(path).frames
+
+    def exact_frames(self, path: Path) -> int:
+        path = Path(path)
+        return len(list_frames(path)) if path.is_dir() else probe(path, exact=True).frames
+
+    def read(self, path: Path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
+        path = Path(path)
+        if path.is_dir():
+            return read_folder_frames(path, indices, min_side=min_side)
+        return read_frames(path, indices, size=min_side)
+
+
+#: The default source of every clip transform.
+FILES = FileSource()
+
+
+

@@ -1,0 +1,148 @@
+"""The clip transform: an item path -> an `ImageTuple` of `seq_len` frames at `image_size`, sampled, cropped
+and resized alike for every frame, read through a frame source."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from fasttransform import Transform
+from torchvision.transforms.v2 import functional as TF
+
+from vidseq.clips.clip import ImageTuple
+from vidseq.clips.sources import FILES, FrameSource
+from vidseq.errors import TruncatedVideoError, VideoError, VidseqError
+from vidseq.sampling import Pad, get_sampler, sample
+
+log = logging.getLogger(__name__)
+
+
+def _crop_box(h: int, w: int, *, train: bool, scale: tuple[float, float], ratio: tuple[float, float],
+              rng: random.Random) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the region to resize: random resized crop when training, else the
+    largest centred square (the tutorial's `Resize`)."""
+    if train:
+        area = h * w
+        for _ in range(10):
+            target = area * rng.uniform(*scale)
+            r = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+            cw, ch = round(math.sqrt(target * r)), round(math.sqrt(target / r))
+            if 0 < cw <= w and 0 < ch <= h:
+                return rng.randint(0, h - ch), rng.randint(0, w - cw), ch, cw
+    s = min(h, w)
+    return (h - s) // 2, (w - s) // 2, s, s
+
+
+class ClipTfm(Transform):
+    """Item transform: a frame folder or video path -> an `ImageTuple` of `seq_len` frames at `image_size`.
+
+    Frames are picked by `sampler` (its random form on the training set, its deterministic form on the
+    validation set). On the training set with `augment`, one random resized crop (and, with `flip`, one
+    horizontal flip; off by default, since it swaps left and right motion) is drawn per clip and applied
+    to every frame; otherwise the centre square is taken.
+
+    Given `stand_ins` (item path -> its group, e.g. its label and split), an item that turns out unreadable
+    while loading (a damaged video, an oversized JPEG) is reported once on stderr and left out from then
+    on: a clip of another item of its group stands in for it, so that one bad file does not stop a
+    training run. `load` itself raises.
+
+    Frames are read through `source` (a `vidseq.clips.sources.FrameSource`): the files themselves by default,
+    or a clip cache.
+    """
+
+    def __init__(self, seq_len: int = 5, image_size: int = 64, *, sampler: str = "first", pad: Pad = "repeat",
+                 step: int = 2, augment: bool = False, flip: bool = False, scale: tuple[float, float] = (0.45, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), frame_counts: dict[str, int] | None = None,
+                 stand_ins: dict[str, Hashable] | None = None, source: FrameSource = FILES):
+        super().__init__()
+        self.source = source
+        get_sampler(sampler)  # fail early on a bad name
+        self.seq_len, self.image_size, self.sampler, self.pad, self.step = seq_len, image_size, sampler, pad, step
+        self.augment, self.flip, self.scale, self.ratio = augment, flip, scale, ratio
+        self.frame_counts = dict(frame_counts or {})
+        self.stand_ins = dict(stand_ins or {})
+        self._bad: set[str] = set()
+        self._train = False
+
+    def __call__(self, o, split_idx=None, **kwargs):
+        self._train = split_idx == 0
+        return super().__call__(o, split_idx=split_idx, **kwargs)
+
+    def n_frames(self, path: Path) -> int:
+        key = str(path)
+        if key not in self.frame_counts:
+            self.frame_counts[key] = self.source.n_frames(path)
+        return self.frame_counts[key]
+
+    def indices(self, path: Path, *, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+        return sample(self.sampler, self.n_frames(path), self.seq_len, train=train, rng=rng, pad=self.pad,
+                      step=self.step)
+
+    def encodes(self, o: Path) -> ImageTuple:
+        return self._load_or_stand_in(o)
+
+    def encodes(self, o: str) -> ImageTuple:  # noqa: F811 - fastai dispatches on the annotation
+        return self._load_or_stand_in(Path(o))
+
+    def _load_or_stand_in(self, path: Path) -> ImageTuple:
+        key = str(path)
+        if key not in self._bad:
+            try:
+                return self.load(path, train=self._train)
+            except (VidseqError, OSError) as e:
+                if key not in self.stand_ins:
+                    raise
+                self._leave_out(key, e)
+        group = self.stand_ins[key]
+        others = [p for p, g in self.stand_ins.items() if g == group and p not in self._bad]
+        random.shuffle(others)
+        for p in others:
+            try:
+                return self.load(Path(p), train=self._train)
+            except (VidseqError, OSError) as e:
+                self._leave_out(p, e)
+        raise VideoError(path=path, reason="unreadable, and no readable item of its class and split to stand in for it")
+
+    def _leave_out(self, key: str, error: Exception) -> None:
+        self._bad.add(key)
+        log.warning("leaving out an unreadable item (%s); other items of its class and split stand in for it", error)
+
+    def load(self, path: Path, *, train: bool = False, indices: Sequence[int] | None = None) -> ImageTuple:
+        """The clip of `path` (frames `indices`, or as the sampler picks them) cropped and resized."""
+        r = random.Random(random.getrandbits(64))
+        if indices is None:
+            indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
+        try:
+            frames = self.read(path, indices)
+        except TruncatedVideoError:
+            # the container promised more frames than decode: count them for real and sample again
+            self.frame_counts[str(path)] = self.source.exact_frames(path)
+            if not self.frame_counts[str(path)]:
+                raise
+            indices = self.indices(path, train=train, rng=np.random.default_rng(r.getrandbits(64)))
+            frames = self.read(path, indices)
+        return ImageTuple(self.resize(frames, train=train, rng=r))
+
+    def read(self, path: Path, indices: Sequence[int]) -> np.ndarray:
+        """Frames `indices` of `path` as (T, H, W, 3) uint8, decoded no smaller than the target size."""
+        return self.source.read(path, indices, min_side=self.image_size)
+
+    def resize(self, frames: np.ndarray, *, train: bool, rng: random.Random) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (T, 3, S, S) uint8, one crop for every frame."""
+        clip = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        h, w = clip.shape[-2:]
+        top, left, ch, cw = _crop_box(h, w, train=train and self.augment, scale=self.scale, ratio=self.ratio,
+                                      rng=rng)
+        if (ch, cw) == (self.image_size, self.image_size):  # already the size: a crop, no resampling
+            clip = clip[..., top: top + ch, left: left + cw]
+        else:
+            size = [self.image_size, self.image_size]
+            clip = TF.resized_crop(clip, top, left, ch, cw, size=size, antialias=True)
+        if train and self.augment and self.flip and rng.random() < 0.5:
+            clip = clip.flip(-1)
+        return clip.contiguous()

@@ -1,0 +1,239 @@
+"""`load_items`: any dataset (a name, a folder-per-class tree, a CSV manifest) as labelled items with a split
+that does not leak.
+
+>>> items = load_items("ucf101")                        # doctest: +SKIP  (official split 1)
+>>> items = load_items("frames/", split="group", valid_pct=0.2, seed=0)   # doctest: +SKIP
+>>> items.split, len(items.train_items()), len(items.valid_items())      # doctest: +SKIP
+('group', 9537, 3783)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidseq.datasets.fetch import DATASETS, dataset_dir
+from vidseq.datasets.items import Item, ItemSet, _stem, group_of, parent_label, scan_tree
+from vidseq.datasets.manifest import read_manifest_csv
+from vidseq.datasets.splitlists import SplitLists, find_split_lists, read_split
+from vidseq.datasets.splitters import GroupSplitter, StratifiedSplitter
+from vidseq.errors import DatasetError
+
+SPLIT_MODES = ("auto", "official", "official:N", "group", "random", "csv", "none")
+
+
+def resolve_data(data: str | Path) -> Path:
+    """A path as given, or the folder of a known dataset name ("ucf101", "hmdb51") under fastai's data."""
+    p = Path(data).expanduser()
+    if p.exists():
+        return p
+    name = str(data)
+    if name.lower() in DATASETS and "/" not in name and "\\" not in name:
+        root = dataset_dir(name)
+        if not root.is_dir():
+            raise DatasetError(f"{DATASETS[name.lower()].name} is not downloaded ({root} does not exist); "
+                               f"run 'vidseq download {name.lower()}' or pass the folder that holds it")
+        return root
+    raise DatasetError(f"{data}: no such file or folder (give a folder of class folders, a CSV manifest, "
+                       f"or one of {', '.join(DATASETS)})")
+
+
+def _parse_split(split: str) -> tuple[str, int]:
+    s = split.strip().lower()
+    if s in ("auto", "group", "random", "csv", "none"):
+        return s, 1
+    if s == "official":
+        return s, 1
+    if m := re.fullmatch(r"official:(\d+)", s):
+        return "official", int(m[1])
+    raise DatasetError(f"unknown split {split!r}; use auto, official, official:N (N = 1, 2 or 3), group, "
+                       "random, csv or none")
+
+
+def _tree_items(root: Path) -> tuple[list[Item], str]:
+    videos, frames = scan_tree(root)
+    if videos and frames:
+        raise DatasetError(f"{root}: holds both videos ({len(videos)}) and frame folders ({len(frames)}); "
+                           f"point at the folder of one kind (e.g. {_top(root, videos[0])} or "
+                           f"{_top(root, frames[0])})")
+    if not videos and not frames:
+        raise DatasetError(f"{root}: no videos or frame folders found; expected {root}/<Class>/<video>.avi "
+                           f"or {root}/<Class>/<video>/<n>.jpg")
+    paths, kind = (videos, "video") if videos else (frames, "frames")
+    return [Item(p, parent_label(p), group_of(p)) for p in paths], kind
+
+
+def _top(root: Path, p: Path) -> Path:
+    rel = p.relative_to(root).parts
+    return root / rel[0] if len(rel) > 2 else root
+
+
+@dataclass
+class OfficialSplit:
+    """Items matched to an official split: those listed (with the list's class names), their side, the
+    classes present in the official order, listed entries with no file, items on disk in no list."""
+
+    items: list[Item]
+    is_valid: list[bool]
+    classes: list[str]
+    missing: list[str] = field(default_factory=list)
+    unlisted: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _apply_official(items: list[Item], lists: SplitLists, number: int) -> OfficialSplit:
+    """Match items to split `number` of `lists`."""
+    classes, entries = read_split(lists, number)
+    index: dict[tuple[str, str], int] = {}
+    dups = 0
+    for i, it in enumerate(items):
+        key = (it.label.lower(), _stem(it.path).lower())
+        if key in index:
+            dups += 1
+        else:
+            index[key] = i
+    side_of: dict[int, str] = {}
+    label_of: dict[int, str] = {}
+    missing: list[str] = []
+    for e in entries:
+        i = index.get(e.key)
+        if i is None:
+            if e.side != "unused":
+                missing.append(f"{e.label}/{e.name}")
+            continue
+        side_of[i] = e.side
+        label_of[i] = e.label
+    chosen = sorted(i for i, s in side_of.items() if s != "unused")
+    out = [Item(items[i].path, label_of[i], items[i].group) for i in chosen]
+    is_valid = [side_of[i] == "test" for i in chosen]
+    present = {it.label for it in out}
+    absent = [c for c in classes if c not in present]
+    warnings = []
+    if out and absent:
+        warnings.append(f"{len(absent)} class(es) of the split lists have no items here and are left out "
+                        f"({', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''})")
+    unlisted = len(items) - len(side_of) - dups
+    if out and unlisted:
+        warnings.append(f"{unlisted} item(s) on disk are in no list of split {number} and are left out")
+    if dups:
+        warnings.append(f"{dups} item(s) share a class and name with another (e.g. .avi and .mp4); only the "
+                        "first is used")
+    return OfficialSplit(out, is_valid, [c for c in classes if c in present], missing, unlisted, warnings)
+
+
+def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2, seed: int = 0) -> ItemSet:
+    """Labelled items of a dataset and their train/validation split.
+
+    data: "ucf101" or "hmdb51" (in fastai's data folder), a folder-per-class tree of videos or of frame
+    folders, or a CSV manifest ``path,label[,split]``.
+    split: "auto" (the CSV's split column, else official split 1 when split lists exist, else "group"
+    when names are UCF-style ``_gNN_``, else "random"), "official" / "official:N" (N in 1..3), "group",
+    "random" (stratified by class; warns when groups exist, as near-duplicates then leak), "csv", or "none"
+    (no validation items: every item for training, e.g. to cache or extract them all).
+    Raises DatasetError (one line) for a missing path, no items, a single class, or an impossible split.
+    """
+    mode, number = _parse_split(split)
+    if not 0 < valid_pct < 1:
+        raise DatasetError(f"valid_pct must be between 0 and 1 (exclusive), got {valid_pct}")
+    root = resolve_data(data)
+    csv_valid = None
+    missing: list[str] = []
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise DatasetError(f"{root}: not a folder or a .csv manifest (path,label[,split])")
+        manifest = read_manifest_csv(root)
+        items, kind, csv_valid, missing = manifest.items, manifest.kind, manifest.is_valid, manifest.missing
+        search = root.parent
+    else:
+        items, kind = _tree_items(root)
+        search = root
+    _need_two_classes(root, {it.label for it in items})
+    if mode == "csv" and csv_valid is None:
+        raise DatasetError(f"{root}: split 'csv' needs a CSV manifest with a split column (train/valid/test)")
+
+    warnings: list[str] = []
+    lists = None
+    unlisted = 0
+    classes = sorted({it.label for it in items})
+    is_valid: list[bool] = []
+    if mode == "auto" and csv_valid is not None:
+        mode = "csv"
+    if mode in ("auto", "official"):
+        lists = find_split_lists(search)
+        if lists is None and mode == "official":
+            raise DatasetError(f"no official split lists found in or beside {search} (UCF101's ucfTrainTestlist/ "
+                               "or HMDB51's *_test_splitN.txt); use split 'group' or 'random'")
+        if lists is not None:
+            if mode == "auto":
+                number = lists.splits[0]
+            official = _apply_official(items, lists, number)
+            unlisted = official.unlisted
+            if official.items:
+                items, is_valid, classes = official.items, official.is_valid, official.classes
+                mode = f"official:{number}"
+                missing += official.missing
+                warnings += official.warnings
+            elif mode == "official":
+                raise DatasetError(f"the split lists in {lists.folder} name none of the {len(items)} items in "
+                                   f"{root}; use split 'group' or 'random'")
+            else:
+                warnings.append(f"the split lists in {lists.folder} name none of the items here; not used")
+                lists, unlisted = None, 0
+        if mode == "auto":
+            mode = "group" if any(it.group for it in items) else "random"
+    if mode == "csv":
+        is_valid = list(csv_valid)
+    elif mode == "group":
+        if not any(it.group for it in items):
+            raise DatasetError(f"{root}: no UCF-style group names (v_<Class>_g<NN>_c<NN>); use split 'random'")
+        train, valid = GroupSplitter(valid_pct, seed)(items)
+        is_valid = _flags(len(items), valid)
+    elif mode == "random":
+        train, valid = StratifiedSplitter(valid_pct, seed)(items)
+        is_valid = _flags(len(items), valid)
+    elif mode == "none":
+        is_valid = [False] * len(items)
+
+    _need_two_classes(root, {it.label for it in items})
+    n_valid = sum(is_valid)
+    if mode != "none" and (n_valid == 0 or n_valid == len(items)):
+        side = "validation" if n_valid == 0 else "training"
+        raise DatasetError(f"{root}: the {mode} split leaves no {side} items ({len(items)} items); "
+                           "add data or choose another split")
+    leaked, n_groups = _leaks(items, is_valid)
+    if mode == "random" and n_groups:
+        leak = (f"{leaked} of them have clips on both sides, so near-duplicates make validation accuracy optimistic"
+                if leaked else "none is split this time, but nothing keeps a group together")
+        warnings.append(f"random split ignores the {n_groups} UCF-style groups (clips cut from one long video): "
+                        f"{leak}; use split 'group' or 'official'")
+    elif leaked:
+        warnings.append(f"{leaked} of {n_groups} groups have clips on both sides of the {mode} split "
+                        "(near-duplicates leak into validation)")
+    return ItemSet(root=root, items=items, classes=classes, is_valid=is_valid, split=mode, kind=kind,
+                   missing=missing, warnings=warnings, lists=lists.folder if lists else None,
+                   unlisted=unlisted, leaked_groups=leaked)
+
+
+def _flags(n: int, valid: Iterable[int]) -> list[bool]:
+    flags = [False] * n
+    for i in valid:
+        flags[i] = True
+    return flags
+
+
+def _need_two_classes(root: Path, labels: set[str]) -> None:
+    if len(labels) < 2:
+        only = f" ({next(iter(labels))})" if labels else ""
+        raise DatasetError(f"{root}: found {len(labels)} class{only}; a classifier needs at least 2 classes "
+                           "(one folder per class)")
+
+
+def _leaks(items: Sequence[Item], is_valid: Sequence[bool]) -> tuple[int, int]:
+    """(groups on both sides, groups in all)."""
+    sides: dict[str, set[bool]] = {}
+    for it, v in zip(items, is_valid):
+        if it.group:
+            sides.setdefault(it.group, set()).add(v)
+    return sum(len(s) == 2 for s in sides.values()), len(sides)

@@ -1,0 +1,120 @@
+"""CSV manifests: ``path,label[,split]`` rows, and the ``manifest.csv`` that `vidseq extract` writes."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidseq.datasets.items import Item, group_of
+from vidseq.errors import DatasetError
+from vidseq.io import is_frame_folder, is_video_file
+
+
+@dataclass
+class Manifest:
+    """The items of a CSV manifest, their kind ("video" or "frames"), the split column (True for the
+    validation side; None when the CSV has none) and the listed paths that do not exist."""
+
+    items: list[Item]
+    kind: str
+    is_valid: list[bool] | None
+    missing: list[str]
+
+
+_SIDES = {"train": False, "training": False, "valid": True, "validation": True, "val": True, "test": True}
+
+
+#: First-row cells that name columns rather than hold a path or a label: a header vidseq does not know.
+_HEADER_WORDS = {"file", "filename", "filepath", "file_path", "video", "video_path", "clip", "name", "class",
+                 "category", "action", "target", "y", "class_name", "classname"}
+
+
+def read_manifest_csv(path: Path) -> Manifest:
+    """Items of a CSV manifest ``path,label[,split]``; paths relative to the CSV's folder or absolute.
+
+    Also reads the ``manifest.csv`` that ``vidseq extract`` writes (columns video, label, ..., status, folder):
+    its frame folders, without the failed rows.
+    """
+    try:
+        return _read_csv_items(path)
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); save the manifest as UTF-8") from None
+
+
+def _read_csv_items(path: Path) -> Manifest:
+    base = path.parent
+    items: list[Item] = []
+    sides: list[bool | None] = []
+    missing: list[str] = []
+    kinds: set[str] = set()
+    cols = {"path": 0, "label": 1, "split": 2}
+    header = False
+    failed = 0
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+    with f:
+        reader = csv.reader(f)
+        first = True
+        for row in reader:
+            n = reader.line_num
+            cells = [c.strip() for c in row]
+            if not any(cells) or cells[0].startswith("#"):
+                continue
+            if first:
+                first = False
+                low = [c.lower() for c in cells]
+                if "path" in low:
+                    if "label" not in low:
+                        raise DatasetError(f"{path}:{n}: the header needs 'path' and 'label' columns")
+                    cols = {k: low.index(k) for k in ("path", "label", "split") if k in low}
+                    header = True
+                    continue
+                if {"folder", "label", "status"} <= set(low):  # vidseq extract's manifest.csv
+                    cols = {"path": low.index("folder"), "label": low.index("label"), "status": low.index("status")}
+                    header = True
+                    continue
+                if low[0] in _HEADER_WORDS or (len(low) > 1 and low[1] in _HEADER_WORDS):
+                    raise DatasetError(f"{path}:{n}: a header without 'path' and 'label' columns (found "
+                                       f"{','.join(cells)}); name the columns path,label[,split]")
+            if "status" in cols:
+                if len(cells) <= max(cols.values()) or cells[cols["status"]] == "failed" or not cells[cols["path"]]:
+                    failed += 1
+                    continue  # a failed video of vidseq extract's manifest: no frames to use
+            if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
+                raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
+            rel, label = cells[cols["path"]], cells[cols["label"]]
+            if not rel or not label:
+                raise DatasetError(f"{path}:{n}: empty path or label")
+            side_cell = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
+            if side_cell and side_cell.lower() not in _SIDES:
+                raise DatasetError(f"{path}:{n}: split must be train, valid or test, got {side_cell!r}")
+            p = Path(rel).expanduser()
+            p = p if p.is_absolute() else base / p
+            if not p.exists():
+                missing.append(rel)
+                continue
+            if p.is_dir():
+                if not is_frame_folder(p):
+                    raise DatasetError(f"{path}:{n}: {p} is a folder without numbered images (0.jpg, 1.jpg, ...)")
+                kinds.add("frames")
+            elif is_video_file(p):
+                kinds.add("video")
+            else:
+                raise DatasetError(f"{path}:{n}: {p} is neither a video file nor a frame folder")
+            items.append(Item(p, label, group_of(p)))
+            sides.append(_SIDES[side_cell.lower()] if side_cell else None)
+    if not items and failed:
+        raise DatasetError(f"{path}: every video in this vidseq extract manifest failed ({failed}); see "
+                           f"{path.parent / 'failures.jsonl'}")
+    if not items:
+        raise DatasetError(f"{path}: no usable rows (expected path,label[,split]; "
+                           f"{len(missing)} path(s) do not exist)")
+    if len(kinds) > 1:
+        raise DatasetError(f"{path}: lists both videos and frame folders; use one kind per manifest")
+    given = [s for s in sides if s is not None]
+    if given and len(given) != len(sides):
+        raise DatasetError(f"{path}: the split column is filled on some rows only; fill it on every row or none")
+    return Manifest(items, kinds.pop(), [bool(s) for s in sides] if given else None, missing)
