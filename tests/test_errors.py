@@ -43,11 +43,14 @@ def test_a_fastai_wrapper_does_not_reach_the_message():
     assert str(e) == "weights do not fit"
 
 
-def test_the_command_line_names_the_flag_where_the_library_names_the_parameter(tiny_synth, tmp_path, capsys,
+def test_the_command_line_names_the_flag_where_the_library_names_the_parameter(tmp_path, capsys,
                                                                                  monkeypatch):
     import torch
 
     from vidseq.cli import main
+    from vidseq.datasets.synth import PRESETS, make_synth
+
+    tiny_synth = make_synth(tmp_path / "data", PRESETS["tiny"]).root
 
     def offline(*args, **kwargs):
         raise OSError("no network")

@@ -20,12 +20,15 @@ def test_the_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("code", python_examples())
-def test_readme_python_example_runs(code, tiny_synth, monkeypatch, tmp_path):
+def test_readme_python_example_runs(code, monkeypatch, tmp_path):
     import matplotlib
     import torch
     import torchvision
 
     from vidseq.datasets import load_items
+    from vidseq.datasets.synth import PRESETS, make_synth
+
+    tiny_synth = make_synth(tmp_path / "data", PRESETS["tiny"]).root  # its own: other tests change the shared one
 
     matplotlib.use("Agg")  # the test's own choice: show_batch draws without a display
     monkeypatch.chdir(tmp_path)

@@ -15,11 +15,11 @@ def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
     one: an existing file at that path or above it, no permission."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise VidseqError(f"{path}: is a file, not a folder; give a folder path for the {what}", path=path)
+        raise VidseqError(path=path, reason=f"is a file, not a folder; give a folder path for the {what}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise VidseqError(f"{path}: cannot create the {what} ({e.strerror or e})", path=path) from None
+        raise VidseqError(path=path, reason=f"cannot create the {what} ({e.strerror or e})") from None
     return path
 
 

@@ -61,20 +61,21 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
     """Load safetensors weights into `model`; a mismatch is a ModelError naming the file."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelError(f"{path}: refusing to load a pickle-based file; vidseq loads only .safetensors weights")
+        raise ModelError(path=path,
+                         reason="refusing to load a pickle-based file; vidseq loads only .safetensors weights")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
-        raise ModelError(f"{path}: not a readable safetensors file ({e})") from None
+        raise ModelError(path=path, reason=f"not a readable safetensors file ({e})") from None
     target = unwrap(model)
     try:
         missing, unexpected = target.load_state_dict(state, strict=False)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
-        raise ModelError(f"{path}: weights do not fit the model in config.json ({detail})") from None
+        raise ModelError(path=path, reason=f"weights do not fit the model in config.json ({detail})") from None
     if missing or unexpected:
-        raise ModelError(f"{path}: weights do not fit the model in config.json "
+        raise ModelError(path=path, reason=f"weights do not fit the model in config.json "
                          f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. "
                          f"{(list(missing) + list(unexpected))[0]})")
     return model
@@ -110,7 +111,7 @@ def load_optimizer(opt, path: Path, device) -> None:
         meta = json.loads(f.metadata()["vidseq"])
         tensors = {k: f.get_tensor(k).to(device) for k in f.keys()}
     if "packed" not in meta:
-        raise VidseqError(f"{path}: optimiser state from an older vidseq; train again with {{resume}}", path=path,
+        raise VidseqError(path=path, reason="optimiser state from an older vidseq; train again with {resume}",
                           params={"resume": False})
 
     def unpack(v):
@@ -144,16 +145,16 @@ def read_config(run: str | Path) -> dict[str, Any]:
     run = Path(run)
     cfg_path = run / CONFIG
     if not run.is_dir():
-        raise ModelError(f"{run}: no such run folder")
+        raise ModelError(path=run, reason="no such run folder")
     if not cfg_path.is_file():
-        raise ModelError(f"{run}: not a vidseq run (no {CONFIG}); train one with 'vidseq train'")
+        raise ModelError(path=run, reason=f"not a vidseq run (no {CONFIG}); train one with 'vidseq train'")
     try:
         cfg = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
-        raise ModelError(f"{cfg_path}: not valid JSON ({e})") from None
+        raise ModelError(path=cfg_path, reason=f"not valid JSON ({e})") from None
     for key in ("model", "classes", "data", "clip"):
         if key not in cfg:
-            raise ModelError(f"{cfg_path}: missing '{key}'; is this a vidseq run?")
+            raise ModelError(path=cfg_path, reason=f"missing '{key}'; is this a vidseq run?")
     return cfg
 
 
@@ -165,7 +166,7 @@ def load_run(run: str | Path, *, weights: str | Path | None = None, device: str 
     cfg = read_config(run)
     weights = Path(weights) if weights else run / WEIGHTS
     if not weights.is_file():
-        raise ModelError(f"{run}: no {weights.name}; the run did not finish an epoch")
+        raise ModelError(path=run, reason=f"no {weights.name}; the run did not finish an epoch")
     model_cfg = dict(cfg["model"])
     model_cfg["pretrained"] = False
     try:

@@ -72,9 +72,10 @@ def show(
 
     kinds = plt.gcf().canvas.get_supported_filetypes()
     if out.suffix.lstrip(".").lower() not in kinds:
-        raise VidseqError(f"{out}: cannot save a picture of that kind; end the name in .{' .'.join(sorted(kinds))}")
+        raise VidseqError(path=out,
+                          reason=f"cannot save a picture of that kind; end the name in .{' .'.join(sorted(kinds))}")
     if not out.parent.is_dir():
-        raise VidseqError(f"{out.parent}: no such folder to save {out.name} in")
+        raise VidseqError(path=out.parent, reason=f"no such folder to save {out.name} in")
     items = load_items(data, split=split)
     dls = dataloaders_from_items(items, bs=n, image_size=size, seq_len=frames, sampler=sampler, augment=augment,
                                  workers=0, device="cpu")

@@ -129,7 +129,7 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
             entries.append(CacheEntry(p, lab, offset, keep))
             offset += keep
     if not entries:
-        raise DatasetError(f"{dest}: none of the {len(paths)} items has readable frames")
+        raise DatasetError(path=dest, reason=f"none of the {len(paths)} items has readable frames")
     plan = {"size": size, "frames": frames, "items": [e.__dict__ for e in entries]}
     tmp_frames, tmp_index = dest / (FRAMES + ".tmp"), dest / (INDEX + ".tmp")
     done: set[int] = set()
@@ -189,7 +189,7 @@ class ClipCache:
         self.dest = Path(dest)
         index = self.dest / INDEX
         if not index.is_file():
-            raise DatasetError(f"{self.dest}: not a clip cache (no {INDEX}); build one with 'vidseq cache'")
+            raise DatasetError(path=self.dest, reason=f"not a clip cache (no {INDEX}); build one with 'vidseq cache'")
         meta = json.loads(index.read_text())
         self.size, self.frames = meta["size"], meta["frames"]
         self.entries = {_key(e["path"]): CacheEntry(**e) for e in meta["items"]}

@@ -54,7 +54,7 @@ def archive_format(path: str | Path) -> str:
     """'rar', 'zip' or 'tar', from the file's content (not its name); ArchiveError for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise ArchiveError(f"{path}: no such file")
+        raise ArchiveError(path=path, reason="no such file")
     if rarfile.is_rarfile(str(path)):
         return "rar"
     with open(path, "rb") as f:
@@ -68,7 +68,7 @@ def archive_format(path: str | Path) -> str:
         pass
     if zipfile.is_zipfile(path):  # a ZIP after a stub (self-extracting)
         return "zip"
-    raise ArchiveError(f"{path}: not a RAR, ZIP or TAR archive (or truncated before its first member)")
+    raise ArchiveError(path=path, reason="not a RAR, ZIP or TAR archive (or truncated before its first member)")
 
 
 def rar_tool() -> str | None:
@@ -82,7 +82,8 @@ def rar_tool() -> str | None:
 
 
 def _unsafe(archive: Path, name: str, why: str) -> UnsafeArchiveError:
-    return UnsafeArchiveError(f"{archive}: unsafe archive refused, member {name!r} {why}; nothing was unpacked")
+    return UnsafeArchiveError(path=archive,
+                              reason=f"unsafe archive refused, member {name!r} {why}; nothing was unpacked")
 
 
 def _parts(name: str) -> list[str]:
@@ -169,9 +170,9 @@ def _unpack_zip(archive: Path, tmp: Path, bar_opts: dict) -> None:
             finally:
                 bar.close()
     except zipfile.BadZipFile as e:
-        raise ArchiveError(f"{archive}: corrupt or truncated ZIP archive ({e}); download it again") from None
+        raise ArchiveError(path=archive, reason=f"corrupt or truncated ZIP archive ({e}); download it again") from None
     except (EOFError, zlib.error, NotImplementedError) as e:
-        raise ArchiveError(f"{archive}: cannot read ZIP archive ({e or type(e).__name__}); "
+        raise ArchiveError(path=archive, reason=f"cannot read ZIP archive ({e or type(e).__name__}); "
                            "download it again") from None
 
 
@@ -204,7 +205,7 @@ def _unpack_tar(archive: Path, tmp: Path, bar_opts: dict) -> None:
     except tarfile.FilterError as e:
         raise _unsafe(archive, getattr(getattr(e, "tarinfo", None), "name", "?"), f"was refused ({e})") from None
     except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error) as e:
-        raise ArchiveError(f"{archive}: corrupt or truncated TAR archive ({e or type(e).__name__}); "
+        raise ArchiveError(path=archive, reason=f"corrupt or truncated TAR archive ({e or type(e).__name__}); "
                            "download it again") from None
 
 
@@ -215,7 +216,7 @@ def _check_tar_end(tf: tarfile.TarFile, archive: Path) -> None:
     f.seek(tf.offset)
     block = f.read(tarfile.BLOCKSIZE)
     if len(block) < tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE:
-        raise ArchiveError(f"{archive}: truncated TAR archive (no end-of-archive marker); download it again")
+        raise ArchiveError(path=archive, reason="truncated TAR archive (no end-of-archive marker); download it again")
     while f.read(_COPY):
         pass
 
@@ -247,20 +248,21 @@ def _unpack_rar(archive: Path, tmp: Path, bar_opts: dict) -> None:
     try:
         rf = rarfile.RarFile(str(archive), errors="strict", info_callback=watch)
     except rarfile.NeedFirstVolume:
-        raise ArchiveError(f"{archive}: a later part of a multi-volume RAR; unpack its first part") from None
+        raise ArchiveError(path=archive, reason="a later part of a multi-volume RAR; unpack its first part") from None
     except (rarfile.Error, EOFError) as e:
-        raise ArchiveError(f"{archive}: corrupt or truncated RAR archive ({e}); download it again") from None
+        raise ArchiveError(path=archive, reason=f"corrupt or truncated RAR archive ({e}); download it again") from None
     with rf:
         if rf.needs_password():
-            raise ArchiveError(f"{archive}: the RAR archive is password-protected; vidseq cannot unpack it")
+            raise ArchiveError(path=archive, reason="the RAR archive is password-protected; vidseq cannot unpack it")
         infos = rf.infolist()
         if not seen_end:
-            raise ArchiveError(f"{archive}: truncated RAR archive (no end-of-archive marker); download it again")
+            raise ArchiveError(path=archive,
+                               reason="truncated RAR archive (no end-of-archive marker); download it again")
         size = os.path.getsize(archive)
         for info in infos if len(rf.volumelist()) == 1 else ():
             start = getattr(info, "data_offset", None)
             if start is not None and start + info.compress_size > size:
-                raise ArchiveError(f"{archive}: truncated RAR archive (member {info.filename!r} is cut off); "
+                raise ArchiveError(path=archive, reason=f"truncated RAR archive (member {info.filename!r} is cut off); "
                                    "download it again")
         if any(_needs_tool(i) for i in infos) and rar_tool() is None:
             raise ArchiveError(f"cannot unpack {archive}: no RAR tool is installed; {INSTALL_HINT}")
@@ -285,9 +287,10 @@ def _unpack_rar(archive: Path, tmp: Path, bar_opts: dict) -> None:
         except rarfile.RarCannotExec:
             raise ArchiveError(f"cannot unpack {archive}: no working RAR tool; {INSTALL_HINT}") from None
         except rarfile.NeedFirstVolume:
-            raise ArchiveError(f"{archive}: a member starts in an earlier volume; unpack the first part") from None
+            raise ArchiveError(path=archive,
+                               reason="a member starts in an earlier volume; unpack the first part") from None
         except (rarfile.Error, EOFError) as e:
-            raise ArchiveError(f"{archive}: corrupt or truncated RAR archive ({e or type(e).__name__}); "
+            raise ArchiveError(path=archive, reason=f"corrupt or truncated RAR archive ({e or type(e).__name__}); "
                                "download it again") from None
 
 
@@ -327,7 +330,7 @@ def unpack(archive: str | Path, dest: str | Path, *, recursive: bool = False, pr
     dest = Path(dest).expanduser()
     fmt = archive_format(archive)
     if dest.exists() and not dest.is_dir():
-        raise ArchiveError(f"{dest}: exists and is not a folder; choose another destination")
+        raise ArchiveError(path=dest, reason="exists and is not a folder; choose another destination")
     fresh = not dest.exists()
     try:
         if fresh:

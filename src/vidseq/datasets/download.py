@@ -39,7 +39,7 @@ def url_filename(url: str) -> str:
     """The file name a URL points at ('.../UCF101.rar' -> 'UCF101.rar')."""
     name = unquote(Path(urlsplit(url).path).name)
     if not name or name in (".", ".."):
-        raise DownloadError(f"{url}: the URL does not end in a file name")
+        raise DownloadError(path=url, reason="the URL does not end in a file name")
     return name
 
 

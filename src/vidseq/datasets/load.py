@@ -36,7 +36,7 @@ def resolve_data(data: str | Path) -> Path:
             raise DatasetError(f"{DATASETS[name.lower()].name} is not downloaded ({root} does not exist); "
                                f"run 'vidseq download {name.lower()}' or pass the folder that holds it")
         return root
-    raise DatasetError(f"{data}: no such file or folder (give a folder of class folders, a CSV manifest, "
+    raise DatasetError(path=data, reason=f"no such file or folder (give a folder of class folders, a CSV manifest, "
                        f"or one of {', '.join(DATASETS)})")
 
 
@@ -55,11 +55,11 @@ def _parse_split(split: str) -> tuple[str, int]:
 def _tree_items(root: Path) -> tuple[list[Item], str]:
     videos, frames = scan_tree(root)
     if videos and frames:
-        raise DatasetError(f"{root}: holds both videos ({len(videos)}) and frame folders ({len(frames)}); "
+        raise DatasetError(path=root, reason=f"holds both videos ({len(videos)}) and frame folders ({len(frames)}); "
                            f"point at the folder of one kind (e.g. {_top(root, videos[0])} or "
                            f"{_top(root, frames[0])})")
     if not videos and not frames:
-        raise DatasetError(f"{root}: no videos or frame folders found; expected {root}/<Class>/<video>.avi "
+        raise DatasetError(path=root, reason=f"no videos or frame folders found; expected {root}/<Class>/<video>.avi "
                            f"or {root}/<Class>/<video>/<n>.jpg")
     paths, kind = (videos, "video") if videos else (frames, "frames")
     return [Item(p, parent_label(p), group_of(p)) for p in paths], kind
@@ -142,7 +142,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     missing: list[str] = []
     if root.is_file():
         if root.suffix.lower() != ".csv":
-            raise DatasetError(f"{root}: not a folder or a .csv manifest (path,label[,split])")
+            raise DatasetError(path=root, reason="not a folder or a .csv manifest (path,label[,split])")
         manifest = read_manifest_csv(root)
         items, kind, csv_valid, missing = manifest.items, manifest.kind, manifest.is_valid, manifest.missing
         search = root.parent
@@ -151,7 +151,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
         search = root
     _need_two_classes(root, {it.label for it in items})
     if mode == "csv" and csv_valid is None:
-        raise DatasetError(f"{root}: split 'csv' needs a CSV manifest with a split column (train/valid/test)")
+        raise DatasetError(path=root, reason="split 'csv' needs a CSV manifest with a split column (train/valid/test)")
 
     warnings: list[str] = []
     lists = None
@@ -187,7 +187,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
         is_valid = list(csv_valid)
     elif mode == "group":
         if not any(it.group for it in items):
-            raise DatasetError(f"{root}: no UCF-style group names (v_<Class>_g<NN>_c<NN>); use split 'random'")
+            raise DatasetError(path=root, reason="no UCF-style group names (v_<Class>_g<NN>_c<NN>); use split 'random'")
         train, valid = GroupSplitter(valid_pct, seed)(items)
         is_valid = _flags(len(items), valid)
     elif mode == "random":
@@ -200,7 +200,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     n_valid = sum(is_valid)
     if mode != "none" and (n_valid == 0 or n_valid == len(items)):
         side = "validation" if n_valid == 0 else "training"
-        raise DatasetError(f"{root}: the {mode} split leaves no {side} items ({len(items)} items); "
+        raise DatasetError(path=root, reason=f"the {mode} split leaves no {side} items ({len(items)} items); "
                            "add data or choose another split")
     leaked, n_groups = _leaks(items, is_valid)
     if mode == "random" and n_groups:
@@ -226,7 +226,7 @@ def _flags(n: int, valid: Iterable[int]) -> list[bool]:
 def _need_two_classes(root: Path, labels: set[str]) -> None:
     if len(labels) < 2:
         only = f" ({next(iter(labels))})" if labels else ""
-        raise DatasetError(f"{root}: found {len(labels)} class{only}; a classifier needs at least 2 classes "
+        raise DatasetError(path=root, reason=f"found {len(labels)} class{only}; a classifier needs at least 2 classes "
                            "(one folder per class)")
 
 

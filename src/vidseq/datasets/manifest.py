@@ -39,7 +39,7 @@ def read_manifest_csv(path: Path) -> Manifest:
     try:
         return _read_csv_items(path)
     except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); save the manifest as UTF-8") from None
+        raise DatasetError(path=path, reason=f"not UTF-8 text (byte {e.start}); save the manifest as UTF-8") from None
 
 
 def _read_csv_items(path: Path) -> Manifest:
@@ -54,7 +54,7 @@ def _read_csv_items(path: Path) -> Manifest:
     try:
         f = open(path, newline="", encoding="utf-8-sig")
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise DatasetError(path=path, reason=f"cannot read ({e.strerror or e})") from None
     with f:
         reader = csv.reader(f)
         first = True
@@ -107,14 +107,15 @@ def _read_csv_items(path: Path) -> Manifest:
             items.append(Item(p, label, group_of(p)))
             sides.append(_SIDES[side_cell.lower()] if side_cell else None)
     if not items and failed:
-        raise DatasetError(f"{path}: every video in this vidseq extract manifest failed ({failed}); see "
+        raise DatasetError(path=path, reason=f"every video in this vidseq extract manifest failed ({failed}); see "
                            f"{path.parent / 'failures.jsonl'}")
     if not items:
-        raise DatasetError(f"{path}: no usable rows (expected path,label[,split]; "
+        raise DatasetError(path=path, reason=f"no usable rows (expected path,label[,split]; "
                            f"{len(missing)} path(s) do not exist)")
     if len(kinds) > 1:
-        raise DatasetError(f"{path}: lists both videos and frame folders; use one kind per manifest")
+        raise DatasetError(path=path, reason="lists both videos and frame folders; use one kind per manifest")
     given = [s for s in sides if s is not None]
     if given and len(given) != len(sides):
-        raise DatasetError(f"{path}: the split column is filled on some rows only; fill it on every row or none")
+        raise DatasetError(path=path,
+                           reason="the split column is filled on some rows only; fill it on every row or none")
     return Manifest(items, kinds.pop(), [bool(s) for s in sides] if given else None, missing)

@@ -86,7 +86,7 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read split list ({e.strerror or e})") from None
+        raise DatasetError(path=path, reason=f"cannot read split list ({e.strerror or e})") from None
     return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -105,7 +105,7 @@ def read_class_index(path: str | Path) -> list[str]:
 def read_split(lists: SplitLists, number: int) -> tuple[list[str], list[ListEntry]]:
     """Class names (official order) and entries of split `number` of `lists`."""
     if number not in lists.splits:
-        raise DatasetError(f"{lists.folder}: has no split {number} (splits found: "
+        raise DatasetError(path=lists.folder, reason=f"has no split {number} (splits found: "
                            f"{', '.join(map(str, lists.splits))})")
     if lists.kind == "ucf101":
         return _read_ucf(lists.folder, number)
@@ -117,7 +117,7 @@ def _find_file(folder: Path, pattern: re.Pattern, number: int, side: str) -> Pat
         m = pattern.match(p.name)
         if m and m[1].lower() == side and int(m[2]) == number:
             return p
-    raise DatasetError(f"{folder}: no {side}list0{number}.txt")  # pragma: no cover - _lists_in checked
+    raise DatasetError(path=folder, reason=f"no {side}list0{number}.txt")  # pragma: no cover - _lists_in checked
 
 
 def _read_ucf(folder: Path, number: int) -> tuple[list[str], list[ListEntry]]:

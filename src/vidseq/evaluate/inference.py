@@ -49,9 +49,10 @@ class _Clips(Dataset):
             err = ""
         except (VidseqError, OSError, ValueError) as e:
             x = torch.zeros(self.tfm.seq_len, 3, size, size, dtype=torch.uint8)
-            err = str(e) or type(e).__name__
-            if str(self.paths[i]) not in err:  # e.g. the sampler's "the video has no frames"
-                err = f"{self.paths[i]}: {err}"
+            if getattr(e, "path", None) is not None:  # a vidseq error that names its file already
+                err = str(e)
+            else:  # e.g. the sampler's ValueError "the video has no frames"
+                err = f"{self.paths[i]}: {getattr(e, 'reason', None) or e or type(e).__name__}"
         return x, i, err
 
 

@@ -81,15 +81,15 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
     itemset = load_items(source, split=split, seed=run.config.get("train", {}).get("seed", 0))
     items = itemset.valid_items()
     if not items:
-        raise DatasetError(f"{source}: no validation items under split {split}")
+        raise DatasetError(path=source, reason=f"no validation items under split {split}")
     index = {c: i for i, c in enumerate(run.classes)}
     unknown = sorted({it.label for it in items} - set(index))
     if unknown:
-        raise DatasetError(f"{source}: classes the run does not know: {', '.join(unknown[:5])}")
+        raise DatasetError(path=source, reason=f"classes the run does not know: {', '.join(unknown[:5])}")
     probs, errors = predict_paths(run, [it.path for it in items], clips=clips, bs=bs, workers=workers, device=device)
     keep = [i for i in range(len(items)) if i not in errors]
     if not keep:
-        raise DatasetError(f"{source}: none of the {len(items)} validation items could be read (e.g. "
+        raise DatasetError(path=source, reason=f"none of the {len(items)} validation items could be read (e.g. "
                            f"{next(iter(errors.values()))})")
     if errors:
         log.warning("%d item(s) could not be read and are left out, e.g. %s", len(errors), next(iter(errors.values())))

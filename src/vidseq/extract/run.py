@@ -116,15 +116,16 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if not src.exists():
-        raise DatasetError(f"{src}: no such file or folder")
+        raise DatasetError(path=src, reason="no such file or folder")
     if src.is_file() and not is_video_file(src):
-        raise DatasetError(f"{src}: not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise DatasetError(path=src,
+                           reason=f"not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
     if src.is_dir() and (dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents):
-        raise DatasetError(f"{dest}: the frames must go outside the videos' folder {src} (a dataset folder "
+        raise DatasetError(path=dest, reason=f"the frames must go outside the videos' folder {src} (a dataset folder "
                            "holds videos or frame folders, not both); choose another DEST")
     all_videos = find_videos(src)
     if not all_videos:
-        raise DatasetError(f"{src}: no video files found (looked for {' '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise DatasetError(path=src, reason=f"no video files found (looked for {' '.join(sorted(VIDEO_EXTENSIONS))})")
     # frame folders are assigned over all videos, so that every shard settles a name clash the same way
     folder_of = {rel: _folder_for(rel) for _, rel in all_videos}
     parents = {a.as_posix() for f in folder_of.values() for a in Path(f).parents}

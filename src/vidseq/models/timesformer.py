@@ -201,7 +201,8 @@ def load_vit_state_dict(model: TimeSformer, state_dict: Mapping[str, Tensor], *,
     pos = sd["pos_embed"]
     side = math.isqrt(pos.shape[1] - 1)
     if side * side != pos.shape[1] - 1:
-        raise ModelError(f"{source}: its position embedding of {pos.shape[1] - 1} patches is not a square grid")
+        raise ModelError(path=source,
+                         reason=f"its position embedding of {pos.shape[1] - 1} patches is not a square grid")
     new["pos_embed"] = resample_abs_pos_embed(pos.float(), new_size=list(model.grid), old_size=[side, side],
                                               num_prefix_tokens=1).to(pos.dtype)
     new["time_embed"] = torch.zeros_like(own["time_embed"])

@@ -123,9 +123,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     set_seed(cfg.seed)
     itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
     if len(itemset.classes) < 2:
-        raise DatasetError(f"{cfg.data}: needs at least two classes, found {len(itemset.classes)}")
+        raise DatasetError(path=cfg.data, reason=f"needs at least two classes, found {len(itemset.classes)}")
     if not itemset.valid_items():
-        raise DatasetError(f"{cfg.data}: the validation split is empty (split {itemset.split})")
+        raise DatasetError(path=cfg.data, reason=f"the validation split is empty (split {itemset.split})")
     if cfg.verbose and is_rank0():
         for w in itemset.warnings:
             log.warning("%s", w)

@@ -17,33 +17,33 @@ def resume_state(run: Path) -> tuple[dict[str, Any], int]:
     """The saved config and the epochs done of an interrupted run, or one line saying why it cannot resume."""
     state_file = run / CHECKPOINT / "state.json"
     if not state_file.is_file():
-        raise VidseqError(f"{run}: nothing to resume (no {CHECKPOINT}/state.json); train with {{resume}}", path=run,
+        raise VidseqError(path=run, reason=f"nothing to resume (no {CHECKPOINT}/state.json); train with {{resume}}",
                           params={"resume": False})
     again = "train with {resume} to start over"
     no_resume = {"resume": False}
     for needed in (run / CONFIG, run / CHECKPOINT / WEIGHTS, run / CHECKPOINT / "optimizer.safetensors"):
         if not needed.is_file():
-            raise VidseqError(f"{run}: cannot resume, {needed.relative_to(run)} is missing; {again}", path=run,
+            raise VidseqError(path=run, reason=f"cannot resume, {needed.relative_to(run)} is missing; {again}",
                               params=no_resume)
     try:
         saved = json.loads((run / CONFIG).read_text())
         done = json.loads(state_file.read_text())["epochs_done"]
     except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise VidseqError(f"{run}: cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged "
-                          f"({one_line(e)}); {again}", path=run,
+        raise VidseqError(path=run, reason=f"cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged "
+                          f"({one_line(e)}); {again}",
                               params=no_resume) from None
     missing = [k for k in ("model", "data", "clip", "train") if not isinstance(saved, dict)
                or not isinstance(saved.get(k), dict)]
     if missing:
-        raise VidseqError(f"{run}: cannot resume, its {CONFIG} lacks {', '.join(missing)}; {again}", path=run,
+        raise VidseqError(path=run, reason=f"cannot resume, its {CONFIG} lacks {', '.join(missing)}; {again}",
                               params=no_resume)
     total = saved["train"].get("freeze_epochs", 0) + saved["train"].get("epochs", 0)
     if not isinstance(done, int) or not 0 <= done <= total:
-        raise VidseqError(f"{run}: cannot resume, {CHECKPOINT}/state.json has no usable epoch count; {again}", path=run,
+        raise VidseqError(path=run, reason=f"cannot resume, {CHECKPOINT}/state.json has no usable epoch count; {again}",
                               params=no_resume)
     if done == total:
-        raise VidseqError(f"{run}: finished all its {total} epochs, nothing to resume; train with {{resume}} "
-                          "to train it again", path=run, params=no_resume)
+        raise VidseqError(path=run, reason=f"finished all its {total} epochs, nothing to resume; train with {{resume}} "
+                          "to train it again", params=no_resume)
     return saved, done
 
 
