@@ -384,3 +384,22 @@ def test_training_into_a_log_writes_lines_not_progress_bars(data, tmp_path, monk
     assert [line.split()[0] for line in lines[1:3]] == ["0", "1"] and lines[3].startswith("run: ")
     assert "vidseq: epoch 1/2: batch 1/" in err and "clips/s" in err and "s left in the epoch" in err
 
+
+
+def test_run_config_is_typed_round_trips_and_refuses_a_newer_format(trained):
+    import json
+
+    from vidseq.runs import FORMAT, ClipConfig, RunConfig, read_config
+
+    cfg = read_config(trained)
+    assert isinstance(cfg, RunConfig) and isinstance(cfg.clip, ClipConfig) and cfg.format == FORMAT
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    doc = json.loads((trained / "config.json").read_text())
+    assert doc["format"] == FORMAT and doc["clip"]["normalize"]["mean"] == [0.485, 0.456, 0.406]
+    old = {k: v for k, v in doc.items() if k != "format"}  # a run from before the version was written
+    old["clip"] = {k: v for k, v in doc["clip"].items() if k not in ("sampler", "pad", "normalize")}
+    assert RunConfig.from_dict(old).clip.sampler == "random"
+    with pytest.raises(ModelError, match="newer vidseq"):
+        RunConfig.from_dict({**doc, "format": FORMAT + 1})
+    with pytest.raises(ModelError, match="missing 'clip'"):
+        RunConfig.from_dict({k: v for k, v in doc.items() if k != "clip"})

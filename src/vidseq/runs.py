@@ -1,4 +1,6 @@
-"""Run folders: what a training run leaves behind, saved and loaded without unpickling anything.
+"""Run folders: what a training run leaves behind, saved and loaded without unpickling anything; the one
+reader and writer of them. A run's settings are typed (`RunConfig`: `ClipConfig`, `DataConfig`,
+`TrainSettings`) and versioned (`FORMAT`).
 
 A run folder holds ``config.json`` (everything that rebuilds the model and its data transforms) and
 ``model.safetensors`` (the weights); training adds ``metrics.csv``, ``history.png`` and a
@@ -8,11 +10,12 @@ A run folder holds ``config.json`` (everything that rebuilds the model and its d
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from vidseq.clips import IMAGENET, Stats
 from vidseq.errors import ModelError, VidseqError
 from vidseq.files import atomic_path, atomic_write_text
 from vidseq.models import unwrap
@@ -128,20 +132,113 @@ def load_optimizer(opt, path: Path, device) -> None:
     opt.load_state_dict(unpack(meta["packed"]))
 
 
+#: Version of the config.json layout. 1: the first layout (runs before the version was written read as 1).
+FORMAT = 1
+#: The clip sampler of a run: TSN's random segments in training, their centres when validating.
+DEFAULT_SAMPLER = "random"
+
+
+@dataclass
+class ClipConfig:
+    """How clips were made: frames per clip, square size, sampler, padding and the input normalisation."""
+
+    frames: int
+    size: int
+    sampler: str = DEFAULT_SAMPLER
+    pad: str = "repeat"
+    normalize: Stats = IMAGENET
+
+
+@dataclass
+class DataConfig:
+    """The data a run trained on: its source (absolute path or dataset name), root, kind and split."""
+
+    source: str
+    root: str = ""
+    kind: str = ""
+    split: str = "auto"
+    train: int = 0
+    valid: int = 0
+
+
+@dataclass
+class TrainSettings:
+    """The schedule and options the run trained with (after the recipe filled in what was not given)."""
+
+    bs: int = 32
+    epochs: int = 0
+    freeze_epochs: int = 0
+    lr: float = 1e-3
+    precision: str = "fp32"
+    pretrained: bool = False
+    augment: bool = True
+    flip: bool = False
+    seed: int = 0
+    compile: bool = False
+
+
+@dataclass
+class RunConfig:
+    """Everything that rebuilds a run's model and its data transforms."""
+
+    model: dict[str, Any]  #: `create_model(**model)` rebuilds the architecture (the model's `vidseq_config`)
+    classes: list[str]
+    data: DataConfig
+    clip: ClipConfig
+    train: TrainSettings
+    versions: dict[str, str] = field(default_factory=dict)
+    format: int = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["clip"]["normalize"] = {"mean": list(self.clip.normalize.mean), "std": list(self.clip.normalize.std)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str = "config.json") -> RunConfig:
+        """Read a config.json document; ModelError naming `source` when it cannot rebuild a run."""
+        if not isinstance(d, dict):
+            raise ModelError(path=source, reason="not a vidseq run config (expected a JSON object)")
+        missing = [k for k in ("model", "classes", "data", "clip") if not isinstance(d.get(k), dict | list)]
+        if missing:
+            raise ModelError(path=source, reason=f"missing '{missing[0]}'; is this a vidseq run?")
+        version = d.get("format", 1)
+        if not isinstance(version, int) or version > FORMAT:
+            raise ModelError(path=source, reason=f"written by a newer vidseq (format {version}; this one reads up "
+                             f"to {FORMAT}); upgrade vidseq")
+        try:
+            clip = dict(d["clip"])
+            stats = clip.pop("normalize", None)
+            if stats is not None:
+                clip["normalize"] = Stats(tuple(stats["mean"]), tuple(stats["std"]))
+            train = d.get("train") or {}
+            return cls(model=dict(d["model"]), classes=list(d["classes"]), data=DataConfig(**d["data"]),
+                       clip=ClipConfig(**clip), train=TrainSettings(**train), versions=dict(d.get("versions", {})),
+                       format=FORMAT)
+        except (TypeError, KeyError, ValueError) as e:
+            raise ModelError(path=source, reason=f"settings that vidseq does not know or lacks ({e})") from None
+
+
 @dataclass
 class Run:
     """A loaded run: its folder, config and model (in eval mode)."""
 
     path: Path
-    config: dict[str, Any]
+    config: RunConfig
     model: torch.nn.Module
 
     @property
     def classes(self) -> list[str]:
-        return self.config["classes"]
+        return self.config.classes
 
 
-def read_config(run: str | Path) -> dict[str, Any]:
+def write_config(run: str | Path, config: RunConfig) -> None:
+    """Write a run's ``config.json`` (atomically)."""
+    atomic_write_text(Path(run) / CONFIG, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def read_config(run: str | Path) -> RunConfig:
+    """A run folder's ``config.json``; ModelError in one line for a missing or damaged one."""
     run = Path(run)
     cfg_path = run / CONFIG
     if not run.is_dir():
@@ -149,13 +246,10 @@ def read_config(run: str | Path) -> dict[str, Any]:
     if not cfg_path.is_file():
         raise ModelError(path=run, reason=f"not a vidseq run (no {CONFIG}); train one with 'vidseq train'")
     try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
+        doc = json.loads(cfg_path.read_text())
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise ModelError(path=cfg_path, reason=f"not valid JSON ({e})") from None
-    for key in ("model", "classes", "data", "clip"):
-        if key not in cfg:
-            raise ModelError(path=cfg_path, reason=f"missing '{key}'; is this a vidseq run?")
-    return cfg
+    return RunConfig.from_dict(doc, source=str(cfg_path))
 
 
 def load_run(run: str | Path, *, weights: str | Path | None = None, device: str | torch.device = "cpu") -> Run:
@@ -167,7 +261,7 @@ def load_run(run: str | Path, *, weights: str | Path | None = None, device: str 
     weights = Path(weights) if weights else run / WEIGHTS
     if not weights.is_file():
         raise ModelError(path=run, reason=f"no {weights.name}; the run did not finish an epoch")
-    model_cfg = dict(cfg["model"])
+    model_cfg = dict(cfg.model)
     model_cfg["pretrained"] = False
     try:
         model = create_model(**model_cfg)

@@ -10,16 +10,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidseq.clips import IMAGENET, ClipTfm
+from vidseq.clips import ClipTfm
 from vidseq.errors import VidseqError
-from vidseq.runs import Run
+from vidseq.runs import Run, RunConfig
 from vidseq.sampling import multi_clip, sample
 
 
-def clip_tfm_for(config: dict) -> ClipTfm:
+def clip_tfm_for(config: RunConfig) -> ClipTfm:
     """The deterministic (validation) clip transform a run was trained with."""
-    clip = config["clip"]
-    return ClipTfm(clip["frames"], clip["size"], sampler=clip.get("sampler", "uniform"), pad=clip.get("pad", "repeat"))
+    return ClipTfm(config.clip.frames, config.clip.size, sampler=config.clip.sampler, pad=config.clip.pad)
 
 
 def clip_indices(tfm: ClipTfm, path: Path, clips: int) -> list[np.ndarray]:
@@ -56,11 +55,11 @@ class _Clips(Dataset):
         return x, i, err
 
 
-def normalize(x: torch.Tensor, config: dict) -> torch.Tensor:
+def normalize(x: torch.Tensor, config: RunConfig) -> torch.Tensor:
     """uint8 (B, T, C, H, W) -> float normalised as in training."""
-    stats = config["clip"].get("normalize", IMAGENET._asdict())
-    mean = torch.tensor(stats["mean"], device=x.device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(stats["std"], device=x.device).view(1, 1, 3, 1, 1)
+    stats = config.clip.normalize
+    mean = torch.tensor(stats.mean, device=x.device).view(1, 1, 3, 1, 1)
+    std = torch.tensor(stats.std, device=x.device).view(1, 1, 3, 1, 1)
     return (x.float() / 255 - mean) / std
 
 

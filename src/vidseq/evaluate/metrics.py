@@ -76,9 +76,9 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = run if isinstance(run, Run) else load_run(run, device=device)
-    source = data if data is not None else run.config["data"]["source"]
-    split = split or run.config["data"].get("split", "auto")
-    itemset = load_items(source, split=split, seed=run.config.get("train", {}).get("seed", 0))
+    source = data if data is not None else run.config.data.source
+    split = split or run.config.data.split
+    itemset = load_items(source, split=split, seed=run.config.train.seed)
     items = itemset.valid_items()
     if not items:
         raise DatasetError(path=source, reason=f"no validation items under split {split}")

@@ -130,11 +130,9 @@ def _fmt(v) -> str:
 
 
 def _html(run: Run, ev: Evaluation, confusion: str, imgs: dict, history: str | None, metrics: list[dict]) -> str:
-    cfg = run.config
+    cfg = run.config.to_dict()
     s = ev.summary()
-    settings = [{"setting": k, "value": json.dumps(v)} for k, v in
-                [("model", cfg["model"]), ("data", cfg["data"]), ("clip", cfg["clip"]), ("train", cfg["train"]),
-                 ("versions", cfg.get("versions", {}))]]
+    settings = [{"setting": k, "value": json.dumps(cfg[k])} for k in ("model", "data", "clip", "train", "versions")]
     img = '<img src="data:image/png;base64,{}">'.format
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import shutil
@@ -27,7 +26,7 @@ from fastprogress.fastprogress import IN_NOTEBOOK
 from vidseq.clips import build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
 from vidseq.errors import DatasetError, VidseqError
-from vidseq.files import atomic_write_text, output_folder
+from vidseq.files import output_folder
 from vidseq.models import create_model, list_models, model_recipe, splitter, unwrap
 from vidseq.runs import (
     CHECKPOINT,
@@ -35,12 +34,17 @@ from vidseq.runs import (
     EVALUATION_FILES,
     METRICS,
     WEIGHTS,
+    ClipConfig,
+    DataConfig,
+    RunConfig,
+    TrainSettings,
     data_source,
     library_versions,
     load_optimizer,
     load_weights,
     plot_history,
     save_weights,
+    write_config,
 )
 from vidseq.train.callbacks import LogProgress, RunCheckpoint
 from vidseq.train.config import TrainConfig, TrainResult
@@ -81,20 +85,17 @@ def loader_workers(workers: int | None, device: torch.device) -> int:
     return 0 if cores <= 4 else cores // 4
 
 
-def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "model": unwrap(model).vidseq_config,
-        "classes": list(itemset.classes),
-        "data": {"source": data_source(cfg.data), "root": str(Path(itemset.root).resolve()), "kind": itemset.kind,
-                 "split": itemset.split,
-                 "train": len(itemset.train_items()), "valid": len(itemset.valid_items())},
-        "clip": {"frames": cfg.frames, "size": cfg.size, "sampler": cfg.sampler, "pad": "repeat",
-                 "normalize": {"mean": list(recipe["stats"].mean), "std": list(recipe["stats"].std)}},
-        "train": {"bs": cfg.bs, "epochs": recipe["epochs"], "freeze_epochs": recipe["freeze_epochs"],
-                  "lr": recipe["lr"], "precision": recipe["precision"], "pretrained": cfg.pretrained,
-                  "augment": cfg.augment, "flip": cfg.flip, "seed": cfg.seed, "compile": cfg.compile},
-        "versions": library_versions(),
-    }
+def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> RunConfig:
+    """What the run's ``config.json`` records: the model, classes, data, clip settings and schedule."""
+    return RunConfig(
+        model=unwrap(model).vidseq_config, classes=list(itemset.classes),
+        data=DataConfig(source=data_source(cfg.data), root=str(Path(itemset.root).resolve()), kind=itemset.kind,
+                        split=itemset.split, train=len(itemset.train_items()), valid=len(itemset.valid_items())),
+        clip=ClipConfig(frames=cfg.frames, size=cfg.size, sampler=cfg.sampler, normalize=recipe["stats"]),
+        train=TrainSettings(bs=cfg.bs, epochs=recipe["epochs"], freeze_epochs=recipe["freeze_epochs"],
+                            lr=recipe["lr"], precision=recipe["precision"], pretrained=cfg.pretrained,
+                            augment=cfg.augment, flip=cfg.flip, seed=cfg.seed, compile=cfg.compile),
+        versions=library_versions())
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -141,11 +142,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         "stats": base.stats,
     }
     if saved is not None:  # a resumed run keeps its own schedule
-        recipe.update({k: saved["train"][k] for k in ("epochs", "freeze_epochs", "lr")})
+        recipe.update(epochs=saved.train.epochs, freeze_epochs=saved.train.freeze_epochs, lr=saved.train.lr)
 
     model_kwargs = dict(cfg.model_kwargs)
     if saved is not None:
-        model = create_model(**{**saved["model"], "pretrained": False})
+        model = create_model(**{**saved.model, "pretrained": False})
     else:
         model = create_model(cfg.model, len(itemset.classes), seq_len=cfg.frames, image_size=cfg.size,
                              backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
@@ -174,7 +175,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         recipe["lr"] = on_rank0(lambda: _find_lr(learn, run, freeze=recipe["freeze_epochs"] > 0))
     config = run_config(cfg, model, itemset, recipe)
     if is_rank0():
-        atomic_write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
+        write_config(run, config)
     if cfg.compile:
         learn.model = torch.compile(learn.model)
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
-from vidseq.errors import VidseqError
+from vidseq.errors import ModelError, VidseqError
 from vidseq.models.weights import one_line
-from vidseq.runs import CHECKPOINT, CONFIG, WEIGHTS, data_source
+from vidseq.runs import CHECKPOINT, CONFIG, WEIGHTS, RunConfig, data_source
 from vidseq.train.config import TrainConfig
 
 
-def resume_state(run: Path) -> tuple[dict[str, Any], int]:
+def resume_state(run: Path) -> tuple[RunConfig, int]:
     """The saved config and the epochs done of an interrupted run, or one line saying why it cannot resume."""
     state_file = run / CHECKPOINT / "state.json"
     if not state_file.is_file():
@@ -26,39 +25,32 @@ def resume_state(run: Path) -> tuple[dict[str, Any], int]:
             raise VidseqError(path=run, reason=f"cannot resume, {needed.relative_to(run)} is missing; {again}",
                               params=no_resume)
     try:
-        saved = json.loads((run / CONFIG).read_text())
+        saved = RunConfig.from_dict(json.loads((run / CONFIG).read_text()), source=str(run / CONFIG))
         done = json.loads(state_file.read_text())["epochs_done"]
-    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, KeyError, TypeError, ModelError) as e:  # also JSONDecodeError and UnicodeDecodeError
         raise VidseqError(path=run, reason=f"cannot resume, its {CONFIG} or {CHECKPOINT}/state.json is damaged "
-                          f"({one_line(e)}); {again}",
-                              params=no_resume) from None
-    missing = [k for k in ("model", "data", "clip", "train") if not isinstance(saved, dict)
-               or not isinstance(saved.get(k), dict)]
-    if missing:
-        raise VidseqError(path=run, reason=f"cannot resume, its {CONFIG} lacks {', '.join(missing)}; {again}",
-                              params=no_resume)
-    total = saved["train"].get("freeze_epochs", 0) + saved["train"].get("epochs", 0)
+                          f"({one_line(e)}); {again}", params=no_resume) from None
+    total = saved.train.freeze_epochs + saved.train.epochs
     if not isinstance(done, int) or not 0 <= done <= total:
-        raise VidseqError(path=run, reason=f"cannot resume, {CHECKPOINT}/state.json has no usable epoch count; {again}",
-                              params=no_resume)
+        raise VidseqError(path=run,
+                          reason=f"cannot resume, {CHECKPOINT}/state.json has no usable epoch count; {again}",
+                          params=no_resume)
     if done == total:
         raise VidseqError(path=run, reason=f"finished all its {total} epochs, nothing to resume; train with {{resume}} "
                           "to train it again", params=no_resume)
     return saved, done
 
 
-def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
+def resumed_config(cfg: TrainConfig, saved: RunConfig) -> TrainConfig:
     """`cfg` with the interrupted run's own settings: a run resumes as it started. A setting given on the
     command line that differs from the run's (and from the default) is refused, not silently dropped."""
-    model = saved["model"]
-    ours = {"model": model["name"], "frames": saved["clip"]["frames"], "size": saved["clip"]["size"],
-            "sampler": saved["clip"]["sampler"], "bs": saved["train"]["bs"],
-            "pretrained": saved["train"]["pretrained"], "augment": saved["train"].get("augment", True),
-            "flip": saved["train"].get("flip", False), "seed": saved["train"].get("seed", 0),
-            "precision": saved["train"].get("precision", "auto"), "split": saved["data"].get("split", "auto"),
+    model, train = saved.model, saved.train
+    ours = {"model": model["name"], "frames": saved.clip.frames, "size": saved.clip.size, "sampler": saved.clip.sampler,
+            "bs": train.bs, "pretrained": train.pretrained, "augment": train.augment, "flip": train.flip,
+            "seed": train.seed, "precision": train.precision, "split": saved.data.split,
             "backbone": model.get("backbone")}
     options = {k: v for k, v in model.items() if k not in ("name", "n_classes", "seq_len", "image_size", "backbone")}
-    checked = {**ours, "lr": saved["train"].get("lr"), "epochs": saved["train"].get("epochs")}
+    checked = {**ours, "lr": train.lr, "epochs": train.epochs}
     defaults = TrainConfig(data="")
     given = cfg.given if cfg.given is not None else {  # the precision is kept resolved: "auto" never clashes
         k for k in checked if k != "precision" and getattr(cfg, k) != getattr(defaults, k)}
@@ -66,8 +58,8 @@ def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     clash = [f"{{{k}}} (the run's: {checked[k]})" for k in differ]
     clash += [f"model option {k}={v!r} (the run's: {options.get(k)!r})" for k, v in cfg.model_kwargs.items()
               if options.get(k) != v]
-    if data_source(cfg.data) != data_source(saved["data"]["source"]):
-        clash.append(f"data {cfg.data} (the run's: {saved['data']['source']})")
+    if data_source(cfg.data) != data_source(saved.data.source):
+        clash.append(f"data {cfg.data} (the run's: {saved.data.source})")
     if clash:
         raise VidseqError(f"cannot resume with other settings than the run's: {'; '.join(clash)}; drop them, or "
                           "train with {resume} to start over", params={**differ, "resume": False})
