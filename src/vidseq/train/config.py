@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidseq.runs import DEFAULT_SAMPLER
+
 
 @dataclass
 class TrainConfig:
@@ -19,7 +21,7 @@ class TrainConfig:
     bs: int = 32
     epochs: int | None = None
     lr: float | str | None = None  # a float, "auto" (lr_find) or None (the model's recipe)
-    sampler: str = "random"
+    sampler: str = DEFAULT_SAMPLER
     split: str = "auto"
     precision: str = "auto"  # auto, bf16, fp16, fp32
     pretrained: bool = True
