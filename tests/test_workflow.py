@@ -382,7 +382,7 @@ def test_training_into_a_log_writes_lines_not_progress_bars(data, tmp_path, monk
     lines = out.splitlines()
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "top5", "time"]
     assert [line.split()[0] for line in lines[1:3]] == ["0", "1"] and lines[3].startswith("run: ")
-    assert "vidseq: epoch 1/2: batch 1/" in err and "clips/s" in err and "s left in the epoch" in err
+    assert "epoch 1/2  1 / " in err and " batches  " in err and "clips/s" in err and "ETA" in err
 
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from fastai.callback.core import Callback
 
 from vidseq.files import atomic_path, atomic_write_text
+from vidseq.progress import Progress
 from vidseq.runs import CHECKPOINT, METRICS, WEIGHTS, append_metrics, save_optimizer, save_weights
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,8 @@ table = logging.getLogger("vidseq.table")  #: the epoch table: the command line 
 class LogProgress(Callback):
     """Training progress for a log (stdout not a terminal), in place of fastai's progress bars, whose
     carriage returns would fill the file: the epoch table as fastai prints it (to the ``vidseq.table`` logger,
-    which the command line writes to stdout), and a line every `every` seconds (epoch, batch, clips/s, time left
-    in the epoch) to this module's logger."""
+    which the command line writes to stdout), and the one progress line of every long job (`vidseq.progress`)
+    every `every` seconds on stderr: epoch, batches done, clips and clips/s, time left in the epoch."""
 
     order = 60  # where fastai's ProgressCallback runs: after the Recorder has its names and values
 
@@ -31,7 +31,7 @@ class LogProgress(Callback):
     def before_fit(self) -> None:
         from fastai.learner import noop  # what Learner.no_logging() puts in place
 
-        self.last, self.old_logger = time.time(), None
+        self.old_logger = None
         if self.learn.logger is noop:  # learn.validate() and other quiet loops: no table
             return
         self.old_logger, self.learn.logger = self.learn.logger, self._row
@@ -45,19 +45,15 @@ class LogProgress(Callback):
         table.info("%s", "  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip())
 
     def before_train(self) -> None:
-        self.start, self.clips = time.time(), 0
+        self.bar = None  # made at the first batch: the epoch's batch count is known from then on
 
     def after_batch(self) -> None:
         if not self.training:
             return
-        self.clips += len(self.learn.yb[0]) if self.learn.yb else 0
-        now = time.time()
-        if now - self.last >= self.every:
-            done, total = self.iter + 1, self.n_iter
-            took = now - self.start
-            log.info("epoch %d/%d: batch %d/%d, %.1f clips/s, %.0f s left in the epoch", self.epoch + 1, self.n_epoch,
-                     done, total, self.clips / max(took, 1e-9), took / done * (total - done))
-            self.last = now
+        if self.bar is None:
+            self.bar = Progress(f"epoch {self.epoch + 1}/{self.n_epoch}", self.n_iter, unit="batches", extra="clips",
+                                enabled=True, every=self.every, last_line=False)
+        self.bar.update(1, extra=len(self.learn.yb[0]) if self.learn.yb else 0)
 
     def after_fit(self) -> None:
         if self.old_logger is not None:
