@@ -113,7 +113,7 @@ class _Echo(logging.Handler):
 
 def setup_logging() -> None:
     """What a terminal user sees of the library's logging: its INFO lines and warnings on stderr, the epoch table
-    on stdout. Python's own `warnings` from vidseq (data quality) come out the same way."""
+    on stdout."""
     root = logging.getLogger("vidseq")
     if not any(isinstance(h, _Echo) for h in root.handlers):
         root.addHandler(_Echo())

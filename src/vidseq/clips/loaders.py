@@ -105,10 +105,8 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     if val_idxs is None:
         _, val_idxs = GroupSplitter(valid_pct=valid_pct, seed=seed)(paths)
     valid = set(int(i) for i in val_idxs)
-    source: FrameSource = FILES if cache is None else ClipCache(cache)
-    cached = {str(p): source.count(p) for p in paths if p in source} if cache is not None else {}
-    counts, bad = _frame_counts([p for p in paths if str(p) not in cached], workers or 1, FILES)
-    counts.update(cached)
+    source: FrameSource = FILES if cache is None else ClipCache(cache)  # the cache reads the files it lacks
+    counts, bad = _frame_counts(paths, workers or 1, source)
     keep = [i for i, p in enumerate(paths) if str(p) in counts]
     if not keep:
         raise DatasetError(f"none of the {len(paths)} items has readable frames (e.g. {next(iter(bad.values()))})")

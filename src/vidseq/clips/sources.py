@@ -41,7 +41,7 @@ class FileSource:
 
     def exact_frames(self, path: Path) -> int:
         path = Path(path)
-        return len(list_frames(path)) if path.is_dir() else probe(path, exact=True).frames
+        return self.n_frames(path) if path.is_dir() else probe(path, exact=True).frames
 
     def read(self, path: Path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
         path = Path(path)
@@ -52,6 +52,3 @@ class FileSource:
 
 #: The default source of every clip transform.
 FILES = FileSource()
-
-
-

@@ -208,28 +208,27 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
     train, test, n_frames = [], [], 0
     jobs = [(ci, g, c) for ci in range(cfg.classes) for g in range(1, cfg.groups + 1)
             for c in range(1, cfg.clips + 1)]
-    bar = Progress("synth", len(jobs), unit="videos", enabled=progress)
-    for ci, g, c in jobs:
-        name, family, direction = MOTIONS[ci]
-        # the group's look depends on (seed, pair, group) only: both classes of a pair share it, so the look
-        # of a training group never tells its direction (a shortcut that held-out groups would punish);
-        # the clip's details depend on the class and clip too
-        group_rng = np.random.default_rng([cfg.seed, ci // 2, g])
-        clip_rng = np.random.default_rng([cfg.seed, ci, g, c])
-        rel = f"{name}/{_clip_name(name, g, c)}"
-        out = root / "videos" / rel
-        output_folder(out.parent, what="class folder")
-        tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.avi")  # hidden: dataset scans skip it
-        try:
-            write_video(tmp, _render_clip(cfg, family, direction, group_rng, clip_rng), fps=cfg.fps,
-                        codec="mpeg4", quality=3)
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        n_frames += cfg.frames
-        (test if g <= TEST_GROUPS else train).append((rel, ci + 1))
-        bar.update(1)
-    bar.close()
+    with Progress("synth", len(jobs), unit="videos", enabled=progress) as bar:  # the line ends also on Ctrl-C
+        for ci, g, c in jobs:
+            name, family, direction = MOTIONS[ci]
+            # the group's look depends on (seed, pair, group) only: both classes of a pair share it, so the look
+            # of a training group never tells its direction (a shortcut that held-out groups would punish);
+            # the clip's details depend on the class and clip too
+            group_rng = np.random.default_rng([cfg.seed, ci // 2, g])
+            clip_rng = np.random.default_rng([cfg.seed, ci, g, c])
+            rel = f"{name}/{_clip_name(name, g, c)}"
+            out = root / "videos" / rel
+            output_folder(out.parent, what="class folder")
+            tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.avi")  # hidden: dataset scans skip it
+            try:
+                write_video(tmp, _render_clip(cfg, family, direction, group_rng, clip_rng), fps=cfg.fps,
+                            codec="mpeg4", quality=3)
+                tmp.replace(out)
+            finally:
+                tmp.unlink(missing_ok=True)
+            n_frames += cfg.frames
+            (test if g <= TEST_GROUPS else train).append((rel, ci + 1))
+            bar.update(1)
     lists = output_folder(root / "ucfTrainTestlist", what="split lists folder")
     atomic_write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
     atomic_write_text(lists / "trainlist01.txt", "".join(f"{rel} {label}\n" for rel, label in train))

@@ -13,7 +13,6 @@ from vidseq.files import atomic_path, atomic_write_text
 from vidseq.progress import Progress
 from vidseq.runs import CHECKPOINT, METRICS, WEIGHTS, append_metrics, save_optimizer, save_weights
 
-log = logging.getLogger(__name__)
 table = logging.getLogger("vidseq.table")  #: the epoch table: the command line shows it on stdout
 
 
