@@ -91,7 +91,7 @@ def test_synth_progress_goes_to_stderr(tmp_path, capsys):
 
     make_synth(tmp_path / "d", PRESETS["tiny"], progress=True)
     out, err = capsys.readouterr()
-    assert out == "" and "16 / 16 videos" in err
+    assert out == "" and "16/16 videos" in err
 
 
 def test_cache_command_caches_a_dataset_too_small_to_split_and_reports_unreadable(tmp_path, make_video, capsys):

@@ -1,4 +1,5 @@
 import random
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -8,7 +9,7 @@ import torch
 from PIL import Image
 
 from vidseq.clips import FILES, ClipTfm, ImageTuple, get_action_dataloaders, pins_batches
-from vidseq.errors import VideoError
+from vidseq.errors import DataWarning, VideoError
 from vidseq.io import decode_image, list_frames, read_frames
 
 matplotlib.use("Agg")
@@ -118,16 +119,21 @@ def test_dataloaders_with_worker_processes(dataset):
     assert n == 4
 
 
-def test_unreadable_and_empty_items_are_left_out_and_reported(dataset, tmp_path, caplog):
+def test_unreadable_and_empty_items_are_left_out_and_reported(dataset, tmp_path):
     videos, folders = dataset
     (tmp_path / "frames" / "Left" / "v_Left_g09_c01").mkdir()  # no frames
     empty = tmp_path / "videos" / "Left" / "v_Left_g09_c02.avi"
     empty.write_bytes(b"")
     items = folders + [tmp_path / "frames" / "Left" / "v_Left_g09_c01", empty]
-    dls = get_action_dataloaders(items, bs=4, image_size=32, seq_len=3, val_idxs=[0], workers=0)
+    with pytest.warns(DataWarning, match="leaving out 2 unreadable or empty item") as caught:
+        dls = get_action_dataloaders(items, bs=4, image_size=32, seq_len=3, val_idxs=[0], workers=0)
     assert len(dls.train_ds) + len(dls.valid_ds) == len(folders)
-    assert len(dls.skipped) == 2
-    assert [r.levelname for r in caplog.records if "leaving out 2" in r.getMessage()] == ["WARNING"]
+    assert len(dls.skipped) == 2 and len(caught) == 1
+    assert caught[0].filename == __file__  # attributed to the caller's line, not to vidseq's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # a notebook user can make them errors with the usual filters
+        with pytest.raises(DataWarning):
+            get_action_dataloaders(items, bs=4, image_size=32, seq_len=3, val_idxs=[0], workers=0)
 
 
 def test_show_batch_and_show_results_draw(dataset, tmp_path):

@@ -40,7 +40,7 @@ import vidseq.io.video
 from conftest import moving_square
 from vidseq.cli import app, main
 from vidseq.clips import ClipTfm, get_action_dataloaders
-from vidseq.errors import ModelError, UnsafeArchiveError, VideoError
+from vidseq.errors import DataWarning, ModelError, UnsafeArchiveError, VideoError
 from vidseq.extract import extract_dataset, frame_files, read_manifest
 from vidseq.io import FrameReader, probe, read_frames, write_video
 from vidseq.predict import predict_files
@@ -76,6 +76,11 @@ def stderr_lines(capsys) -> list[str]:
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     return [line for line in err.splitlines() if line.strip()]
+
+
+def data_warnings(recwarn) -> list[str]:
+    """The data-quality warnings a library user got (the command line shows each as one `vidseq: warning:` line)."""
+    return [str(w.message) for w in recwarn.list if issubclass(w.category, DataWarning)]
 
 
 # ------------------------------------------------------------------------------------ the table of bad input
@@ -318,7 +323,7 @@ def test_extract_dataset_records_every_file(extracted, case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_dataloaders_over_videos_leave_bad_files_out_and_never_stop(pool, table, case, capsys):
+def test_dataloaders_over_videos_leave_bad_files_out_and_never_stop(pool, table, case, capsys, recwarn):
     path = table[case.name]
     items = [*pool, path]
     val = [i for i, p in enumerate(pool) if "_g01_" in p.name]
@@ -336,9 +341,10 @@ def test_dataloaders_over_videos_leave_bad_files_out_and_never_stop(pool, table,
             assert x.shape[1:] == (4, 3, 24, 24) and torch.isfinite(x).all()
             seen += len(y)
         assert seen == len(dl.dataset)
-    lines = stderr_lines(capsys)
-    for line in lines:  # reports, one line each: left out at the start, or when met
-        assert line.startswith("vidseq: ") and ("leaving out" in line), line
+    assert stderr_lines(capsys) == []  # no traceback, nothing printed: the library warns
+    lines = data_warnings(recwarn)
+    for line in lines:  # reports, one each: left out at the start, or when met
+        assert "leaving out" in line and "\n" not in line, line
     try:
         decodable = probe(path, exact=True).frames
     except VideoError:
@@ -642,7 +648,7 @@ def _png_declaring(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def test_decompression_bombs_in_frame_folders_are_refused_and_left_out(tmp_path, capsys):
+def test_decompression_bombs_in_frame_folders_are_refused_and_left_out(tmp_path, capsys, recwarn):
     folders = []
     for cls in ("A", "B"):
         for g in (1, 2, 3):
@@ -671,7 +677,8 @@ def test_decompression_bombs_in_frame_folders_are_refused_and_left_out(tmp_path,
     dls = get_action_dataloaders(folders, bs=2, image_size=16, seq_len=6, val_idxs=val, workers=0, drop_last=False)
     for _ in range(2):  # two epochs: each bad item is reported once, when first met
         assert sum(len(y) for _, y in dls.train) == 4
-    reports = stderr_lines(capsys)
+    assert stderr_lines(capsys) == []
+    reports = data_warnings(recwarn)
     assert len(reports) == 2 and all("leaving out an unreadable item" in line for line in reports)
     assert any(str(jpeg) in line for line in reports) and any(str(png) in line for line in reports)
 
@@ -878,3 +885,20 @@ def test_every_usage_error_gives_one_line_and_exit_2(args, tmp_path, monkeypatch
     [line] = stderr_lines(capsys)
     assert "error" in line and args[0] in line
     assert not list(tmp_path.iterdir())  # nothing ran
+
+
+def test_data_warnings_from_dataloader_workers_reach_the_command_line_as_one_line(pool, tmp_path):
+    data = tmp_path / "data"
+    for path in pool:
+        (data / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, data / path.parent.name / path.name)
+    bad = data / "A" / "v_A_g02_c02.avi"
+    _zeroed_after(b"movi")(bad)  # its header promises 12 frames: it is left out only when a worker decodes it
+    args = ["train", str(data), "--model", "frame_avg", "--backbone", "mobilenet_v3_small", "--no-pretrained",
+            "--size", "24", "--frames", "3", "--bs", "2", "--epochs", "1", "--workers", "2",
+            "--out", str(tmp_path / "r")]
+    done = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "DataWarning" not in done.stderr, done.stderr
+    reports = [line for line in done.stderr.splitlines() if str(bad) in line]
+    assert reports and all(line.startswith("vidseq: warning: leaving out an unreadable item (") for line in reports)

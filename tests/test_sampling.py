@@ -3,7 +3,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidseq.sampling import first, multi_clip, pad_indices, random_segments, sample, stride, uniform
+from vidseq.sampling import (
+    KEY_REACH,
+    first,
+    multi_clip,
+    pad_indices,
+    random_key_segments,
+    random_segments,
+    sample,
+    stride,
+    uniform,
+)
 
 counts = st.integers(min_value=1, max_value=400)
 lengths = st.integers(min_value=1, max_value=40)
@@ -50,6 +60,34 @@ def test_random_segments_picks_one_frame_in_each_segment(n_frames, n, seed):
     assert seg.tolist() == list(range(n))
 
 
+@settings(max_examples=200, deadline=None)
+@given(n_frames=counts, n=lengths, seed=seeds, gop=st.integers(min_value=1, max_value=300))
+def test_random_key_draws_near_a_keyframe_in_each_segment_that_holds_one(n_frames, n, seed, gop):
+    keys = np.arange(0, n_frames, gop)
+    idx = random_key_segments(n_frames, n, np.random.default_rng(seed), keyframes=keys)
+    _check(idx, n_frames, n)
+    if n_frames < n:
+        return
+    edges = [(-(-i * n_frames // n)) for i in range(n + 1)]  # the segments of random_segments
+    for j, f in enumerate(idx.tolist()):
+        lo, hi = edges[j], max(edges[j] + 1, edges[j + 1])
+        assert lo <= f < hi
+        cheap = [c for c in range(lo, hi) if c - keys[keys <= c].max() < KEY_REACH]
+        if cheap:  # the segment holds a keyframe or a frame just after one: the draw is among those
+            assert f in cheap
+
+
+def test_random_key_without_keyframes_is_random_and_validates_at_the_centres():
+    a = random_key_segments(100, 5, np.random.default_rng(3))
+    assert a.tolist() == random_segments(100, 5, np.random.default_rng(3)).tolist()
+    keys = np.arange(0, 100, 12)
+    assert sample("random-key", 100, 5, train=False, keyframes=keys).tolist() == uniform(100, 5).tolist()
+    draws = {tuple(sample("random-key", 100, 5, train=True, keyframes=keys, rng=np.random.default_rng(s)))
+             for s in range(30)}
+    assert len(draws) > 10  # still random: several cheap frames per segment
+    assert all((f - keys[keys <= f].max()) < KEY_REACH for d in draws for f in d)
+
+
 def test_uniform_takes_segment_centres():
     assert uniform(30, 5).tolist() == [3, 9, 15, 21, 27]
     assert uniform(5, 5).tolist() == [0, 1, 2, 3, 4]
@@ -65,7 +103,7 @@ def test_short_videos_are_padded_by_repeat_or_loop():
 
 
 def test_zero_frames_is_an_error_not_a_silent_drop():
-    for f in (first, uniform, random_segments, stride):
+    for f in (first, uniform, random_segments, random_key_segments, stride):
         with pytest.raises(ValueError, match="no frames"):
             f(0, 5)
 

@@ -5,6 +5,10 @@ attributes (`path`, `reason`, ...), never the text. A message may name a paramet
 `params`: ``str(error)`` shows it as Python (``pretrained=False``); the command line shows it as its flag
 (``--no-pretrained``) through `render`.
 
+Problems with the data that vidseq works around (an unreadable item left out, split lists that name no item
+here) are not errors: they are `DataWarning`s, raised with `warnings.warn`, so a notebook can silence or turn
+them into errors with the standard filters, and the command line shows them as ``vidseq: warning: ...``.
+
 >>> e = ModelError("no weights here: use {pretrained}", params={"pretrained": False})
 >>> str(e)
 'no weights here: use pretrained=False'
@@ -13,6 +17,7 @@ attributes (`path`, `reason`, ...), never the text. A message may name a paramet
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,15 @@ from typing import Any
 def python_name(name: str, value: Any) -> str:
     """A parameter as a Python keyword argument: ``pretrained=False``."""
     return f"{name}={value!r}"
+
+
+class DataWarning(UserWarning):
+    """A problem with the data that vidseq works around: an item left out, a split that leaks, a list unused."""
+
+
+def warn_data(message: str, *, stacklevel: int = 2) -> None:
+    """Warn about the data (a `DataWarning`), attributed to the caller of the function that calls this."""
+    warnings.warn(message, DataWarning, stacklevel=stacklevel + 1)
 
 
 class VidseqError(Exception):

@@ -1,7 +1,9 @@
-"""One progress line for every long job (download, unpack, extract, cache, synth): done/total, rate and ETA.
+"""One progress line for every long job (download, unpack, extract, cache, synth, training): done/total, rate
+and ETA, drawn by tqdm.
 
-On a terminal the line is redrawn in place (at most every `interval` seconds); into a file or a pipe a whole
-line is written every `every` seconds, and a last one when the job ends, so logs stay readable.
+On a terminal tqdm redraws its bar in place; into a file or a pipe, where a redrawn bar would fill the file with
+carriage returns, a whole line in tqdm's format is written every `every` seconds, and a last one when the job
+ends, so logs stay readable.
 
 >>> bar = Progress("extract", 120, unit="videos", extra="frames")    # doctest: +SKIP
 >>> bar.update(1, extra=180)                                          # one video of 180 frames done
@@ -13,6 +15,8 @@ import os
 import sys
 import time
 from typing import TextIO
+
+from tqdm import tqdm
 
 
 def available_cpus() -> int:
@@ -49,10 +53,15 @@ def copy_stream(src, out, bar: Progress, *, chunk: int = 1 << 20) -> None:
         bar.update(len(buf))
 
 
+_TOTAL = "{desc}  {percentage:3.0f}%  {n_fmt}/{total_fmt}{unit}  [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
+_OPEN = "{desc}  {n_fmt}{unit}  [{elapsed}, {rate_noinv_fmt}{postfix}]"  # total unknown: no percentage, no ETA
+_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
+
+
 class Progress:
-    """A one-line progress report: `label`, done / total `unit` (bytes shown as KB/MB/GB), percentage, an
-    optional second count (`extra`, e.g. the frames of the videos done), the rate (of `extra` when given,
-    else of `unit`) and the ETA.
+    """A one-line progress report: `label`, percentage, done / total `unit` (bytes shown as k/M/G, powers of
+    1024), elapsed time and ETA, the rate, and an optional second count (`extra`, e.g. the frames of the videos
+    done) with its rate.
 
     `enabled=None` means "when the stream is a terminal"; `enabled=True` also reports into a file or pipe, a
     line every `every` seconds, and a last one at the end (`last_line=False`: only after earlier lines, for a
@@ -67,10 +76,16 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.enabled = (self.tty if enabled is None else enabled) and total != 0
-        self.interval, self.every, self.last_line = interval, every, last_line
+        self.every, self.last_line = every, last_line
         self._start_done, self._t0 = done, time.monotonic()
         self._last = self._t0
         self._drawn = False
+        scale = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if unit == "bytes" else {"unit": f" {unit}"}
+        self._meter = dict(prefix=label, initial=done, **scale)
+        self._bar = None
+        if self.enabled and self.tty:
+            self._bar = tqdm(total=total, initial=done, desc=label, file=self.stream, mininterval=interval,
+                             dynamic_ncols=True, bar_format=_BAR if total else _OPEN, **scale)
 
     def __enter__(self) -> Progress:
         return self
@@ -78,24 +93,16 @@ class Progress:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _fmt(self, n: float) -> str:
-        return human_bytes(n) if self.unit == "bytes" else f"{int(n):,}"
+    def _postfix(self, elapsed: float) -> str | None:
+        if not self.extra_unit:
+            return None
+        return f"{self.extra:,} {self.extra_unit}, {self.extra / max(elapsed, 1e-9):,.0f} {self.extra_unit}/s"
 
     def line(self) -> str:
-        """The current report, e.g. 'UCF101.rar  1.2 GB / 6.5 GB  (18%)  25.3 MB/s  ETA 3m30s'."""
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        rate = (self.done - self._start_done) / elapsed
-        unit = "" if self.unit == "bytes" else f" {self.unit}"
-        parts = [self.label, self._fmt(self.done) + (f" / {self._fmt(self.total)}" if self.total else "") + unit]
-        if self.total:
-            parts.append(f"({100 * self.done / self.total:.0f}%)")
-        if self.extra_unit:
-            parts += [f"{self.extra:,} {self.extra_unit}", f"{self.extra / elapsed:,.0f} {self.extra_unit}/s"]
-        else:
-            parts.append(f"{self._fmt(rate)}/s" if self.unit == "bytes" else f"{rate:,.1f} {self.unit}/s")
-        if self.total and rate > 0 and self.done < self.total:
-            parts.append(f"ETA {human_time((self.total - self.done) / rate)}")
-        return "  ".join(parts)
+        """The current report, e.g. 'UCF101.rar   18%  1.17G/6.50GB  [00:47<03:30, 25.3MB/s]'."""
+        elapsed = time.monotonic() - self._t0
+        return tqdm.format_meter(self.done, self.total, elapsed, bar_format=_TOTAL if self.total else _OPEN,
+                                 postfix=self._postfix(elapsed), **self._meter)
 
     def update(self, n: int = 1, *, extra: int = 0) -> None:
         """Count `n` more units done (and `extra` more of the second count); report when it is time to."""
@@ -103,27 +110,27 @@ class Progress:
         self.extra += extra
         if not self.enabled:
             return
-        now = time.monotonic()
-        if now - self._last < (self.interval if self.tty else self.every):
+        if self._bar is not None:
+            if extra and self.extra_unit:
+                self._bar.set_postfix_str(self._postfix(time.monotonic() - self._t0), refresh=False)
+            self._bar.update(n)
             return
-        self._last = now
-        self._write()
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._write()
 
     def _write(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + self.line() + "\x1b[K")
-        else:
-            self.stream.write(self.line() + "\n")
+        self.stream.write(self.line() + "\n")
         self.stream.flush()
         self._drawn = True
 
     def close(self) -> None:
-        """Write the final line (on a terminal, end the redrawn line)."""
+        """Write the final line (on a terminal, the bar's last state, left on screen)."""
         if not self.enabled:
             return
-        if self.tty or self.last_line or self._drawn:
-            self._write()
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
         self.enabled = False
+        if self._bar is not None:
+            self._bar.close()
+        elif self.last_line or self._drawn:
+            self._write()

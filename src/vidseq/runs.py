@@ -27,6 +27,7 @@ from vidseq.clips import IMAGENET, Stats
 from vidseq.errors import ModelError, VidseqError
 from vidseq.files import atomic_path, atomic_write_text
 from vidseq.models import unwrap
+from vidseq.sampling import DEFAULT_SAMPLER
 
 CONFIG, WEIGHTS, CHECKPOINT, METRICS = "config.json", "model.safetensors", "checkpoint", "metrics.csv"
 #: What `vidseq evaluate` writes into a run folder: a new training run in that folder removes them.
@@ -134,8 +135,6 @@ def load_optimizer(opt, path: Path, device) -> None:
 
 #: Version of the config.json layout. 1: the first layout (runs before the version was written read as 1).
 FORMAT = 1
-#: The clip sampler of a run: TSN's random segments in training, their centres when validating.
-DEFAULT_SAMPLER = "random"
 
 
 @dataclass

@@ -73,6 +73,38 @@ def random_segments(n_frames: int, n: int, rng: np.random.Generator | None = Non
     return rng.integers(lo, hi).astype(np.int64)
 
 
+#: How far past a keyframe the ``random-key`` sampler draws: the keyframe and the frames just after it, each a
+#: short decode run from a seek (1 to `KEY_REACH` frames).
+KEY_REACH = 3
+
+
+def random_key_segments(n_frames: int, n: int, rng: np.random.Generator | None = None, *,
+                        keyframes: np.ndarray | None = None, reach: int = KEY_REACH,
+                        pad: Pad = "repeat") -> np.ndarray:
+    """TSN's random frame in each of `n` equal segments, drawn among the frames that cost least to decode: a
+    keyframe or one of the ``reach - 1`` frames after it, where the segment holds one (any frame of it where it
+    holds none). Without `keyframes` (frame folders, the cache: every frame is as cheap) it is `random_segments`.
+
+    >>> random_key_segments(48, 4, np.random.default_rng(0), keyframes=np.array([0, 12, 24, 36]), reach=1)
+    array([ 0, 12, 24, 36])
+    """
+    if keyframes is None or not len(keyframes) or n_frames < n:
+        return random_segments(n_frames, n, rng, pad=pad)
+    if reach < 1:
+        raise ValueError(f"reach must be at least 1, got {reach}")
+    rng = rng or np.random.default_rng()
+    keys = np.asarray(keyframes, dtype=np.int64)
+    i = np.arange(n + 1, dtype=np.int64)
+    edges = (i * n_frames + n - 1) // n
+    out = np.empty(n, dtype=np.int64)
+    for j, (lo, hi) in enumerate(zip(edges[:-1], np.maximum(edges[:-1] + 1, edges[1:]))):
+        near = keys[np.searchsorted(keys, lo - reach + 1):np.searchsorted(keys, hi)]  # keys reaching into [lo, hi)
+        cheap = np.unique((near[:, None] + np.arange(reach)).ravel()) if len(near) else near
+        cheap = cheap[(cheap >= lo) & (cheap < hi)]
+        out[j] = rng.choice(cheap) if len(cheap) else rng.integers(lo, hi)
+    return out
+
+
 def stride(n_frames: int, n: int, rng: np.random.Generator | None = None, *, step: int = 2,
            start: Literal["random", "center"] = "random", pad: Pad = "repeat") -> np.ndarray:
     """`n` frames `step` apart, from a random start (training) or centred in the video (test).
@@ -123,17 +155,22 @@ def multi_clip(n_frames: int, n: int, k: int, *, step: int | None = None, pad: P
     return [s + np.arange(n, dtype=np.int64) * step for s in starts]
 
 
+#: The default clip sampler everywhere (ClipTfm, the DataLoaders builders, runs): TSN's random segments in
+#: training, their centres when validating. The tutorial's sampler is `first`.
+DEFAULT_SAMPLER = "random"
+
 #: Samplers by name, for options and configs. Training and test use can differ (see `test_sampler`).
 SAMPLERS: dict[str, Sampler] = {
     "first": first,
     "uniform": uniform,
     "random": random_segments,
+    "random-key": random_key_segments,
     "stride": stride,
 }
 
 
 def get_sampler(name: str) -> Sampler:
-    """The sampler called `name` (first, uniform, random, stride)."""
+    """The sampler called `name` (first, uniform, random, random-key, stride)."""
     try:
         return SAMPLERS[name]
     except KeyError:
@@ -141,15 +178,18 @@ def get_sampler(name: str) -> Sampler:
 
 
 def sample(name: str, n_frames: int, n: int, *, train: bool, rng: np.random.Generator | None = None,
-           pad: Pad = "repeat", step: int = 2) -> np.ndarray:
+           pad: Pad = "repeat", step: int = 2, keyframes: np.ndarray | None = None) -> np.ndarray:
     """Indices for one clip with the sampler called `name`, in its training or its test form.
 
-    Random samplers become deterministic at test time (TSN's rule): ``random`` segments validate with
-    ``uniform``, and ``stride`` starts in the centre instead of at a random frame.
+    Random samplers become deterministic at test time (TSN's rule): ``random`` and ``random-key`` segments
+    validate with ``uniform`` (the segment centres), and ``stride`` starts in the centre instead of at a random
+    frame. `keyframes` (the video's, where reading costs depend on them) is what ``random-key`` draws near.
     """
     sampler = get_sampler(name)
     if name == "stride":
         return stride(n_frames, n, rng, step=step, start="random" if train else "center", pad=pad)
-    if name == "random" and not train:
+    if name in ("random", "random-key") and not train:
         sampler = uniform
+    elif name == "random-key":
+        return random_key_segments(n_frames, n, rng, keyframes=keyframes, pad=pad)
     return sampler(n_frames, n, rng, pad=pad)

@@ -14,7 +14,7 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exc
 
-from vidseq.errors import VidseqError
+from vidseq.errors import DataWarning, VidseqError
 
 app = typer.Typer(
     name="vidseq",
@@ -111,9 +111,22 @@ class _Echo(logging.Handler):
         typer.echo(text, err=self.err)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` of the command line: a `DataWarning` as a ``vidseq: warning: ...`` line, other
+    warnings as Python shows them."""
+    if issubclass(category, DataWarning):
+        logging.getLogger("vidseq").warning("%s", message)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
 def setup_logging() -> None:
-    """What a terminal user sees of the library's logging: its INFO lines and warnings on stderr, the epoch table
-    on stdout."""
+    """What a terminal user sees of the library's logging: its INFO lines and warnings (the library's log
+    warnings and its `DataWarning`s, also those from DataLoader workers) on stderr, the epoch table on stdout."""
+    warnings.showwarning = _show_warning
     root = logging.getLogger("vidseq")
     if not any(isinstance(h, _Echo) for h in root.handlers):
         root.addHandler(_Echo())

@@ -22,7 +22,9 @@ def train(
                                                            "recipe.")] = None,
     lr: Annotated[str | None, typer.Option(help="Learning rate: a number, or 'auto' to run lr_find first.")] = None,
     sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler: random (TSN segments), "
-                                                                  "uniform, first, stride.")] = "random",
+                                                                  "random-key (TSN segments, drawn near "
+                                                                  "keyframes: faster from videos), uniform, "
+                                                                  "first, stride.")] = "random",
     split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32 (CPU always fp32).")] = "auto",
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",

@@ -223,6 +223,9 @@ class ClipCache:
     def exact_frames(self, path) -> int:
         return self.count(path) if path in self else self.fallback.exact_frames(path)
 
+    def keyframes(self, path) -> np.ndarray | None:
+        return None if path in self else self.fallback.keyframes(path)  # cached frames: all equally cheap
+
     def read(self, path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
         """Frames `indices` of `path`: from the cache at its size, else from the files (`min_side` applies to
         those only)."""

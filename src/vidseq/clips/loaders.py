@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,11 +20,9 @@ from vidseq.clips.clip import IMAGENET, Stats
 from vidseq.clips.sources import FILES, FrameSource
 from vidseq.clips.transforms import ClipTfm
 from vidseq.datasets import GroupSplitter
-from vidseq.errors import DatasetError, VidseqError
+from vidseq.errors import DatasetError, VidseqError, warn_data
 from vidseq.progress import available_cpus
-from vidseq.sampling import Pad
-
-log = logging.getLogger(__name__)
+from vidseq.sampling import DEFAULT_SAMPLER, Pad
 
 
 def batch_tfms(*, normalize: bool = True, device=None, stats: Stats = IMAGENET) -> list:
@@ -71,7 +68,7 @@ def default_workers() -> int:
 
 def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size: int = 64, seq_len: int = 20,
                            val_idxs: Sequence[int] | None = None, *, labels: Sequence[str] | None = None,
-                           vocab: Sequence[str] | None = None, sampler: str = "first", pad: Pad = "repeat",
+                           vocab: Sequence[str] | None = None, sampler: str = DEFAULT_SAMPLER, pad: Pad = "repeat",
                            step: int = 2, augment: bool = False, flip: bool = False, workers: int | None = None,
                            device=None, normalize: bool = True, valid_pct: float = 0.2, seed: int = 0,
                            cache: str | Path | None = None, drop_last: bool = True, verbose: bool = True,
@@ -111,7 +108,7 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     if not keep:
         raise DatasetError(f"none of the {len(paths)} items has readable frames (e.g. {next(iter(bad.values()))})")
     if bad and verbose:
-        log.warning("leaving out %d unreadable or empty item(s), e.g. %s", len(bad), next(iter(bad.values())))
+        warn_data(f"leaving out {len(bad)} unreadable or empty item(s), e.g. {next(iter(bad.values()))}")
     paths = [paths[i] for i in keep]
     item_labels = {str(p): lab for p, lab in zip(paths, [labels[i] for i in keep])}
     valid_mask = [i in valid for i in keep]
@@ -149,7 +146,7 @@ def dataloaders_from_items(itemset, *, bs: int = 32, image_size: int = 64, seq_l
                                   vocab=itemset.classes, **kwargs)
 
 
-def ClipBlock(seq_len: int = 5, image_size: int = 64, *, sampler: str = "first", normalize: bool = True,
+def ClipBlock(seq_len: int = 5, image_size: int = 64, *, sampler: str = DEFAULT_SAMPLER, normalize: bool = True,
               **kwargs) -> TransformBlock:
     """A fastai `TransformBlock` for clips, for `DataBlock` users: items are frame folders or videos.
 

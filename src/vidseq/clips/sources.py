@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from vidseq.io import list_frames, probe, read_folder_frames, read_frames
+from vidseq.io import list_frames, probe, read_folder_frames, read_frames, video_index
 
 
 @runtime_checkable
@@ -28,16 +28,23 @@ class FrameSource(Protocol):
         """Frames `indices` of `path` as (T, H, W, 3) uint8, short side no smaller than `min_side` where
         the source can shrink cheaply (the caller resizes to the exact size)."""
 
+    def keyframes(self, path: Path) -> np.ndarray | None:
+        """The frames of `path` a read can start from cheaply (a video's keyframes), or None when every frame
+        costs the same (frame folders, the cache). The ``random-key`` sampler draws near them."""
+
 
 class FileSource:
-    """Frames straight from the files: a frame folder's images or a video file's frames."""
+    """Frames straight from the files: a frame folder's images or a video file's frames (read by seeking to
+    keyframes where that decodes fewer frames, see `vidseq.io.read`)."""
 
     def n_frames(self, path: Path) -> int:
-        """Frames in a frame folder (numbered images) or a video file (as its container declares them)."""
+        """Frames in a frame folder (numbered images) or a video file (its index's frames, which also builds the
+        index once for every later read; as its container declares them where the index cannot be trusted)."""
         path = Path(path)
         if path.is_dir():
             return len(list_frames(path))
-        return probe(path).frames
+        index = video_index(path)
+        return index.n_frames if index.seekable else probe(path).frames
 
     def exact_frames(self, path: Path) -> int:
         path = Path(path)
@@ -48,6 +55,13 @@ class FileSource:
         if path.is_dir():
             return read_folder_frames(path, indices, min_side=min_side)
         return read_frames(path, indices, size=min_side)
+
+    def keyframes(self, path: Path) -> np.ndarray | None:
+        path = Path(path)
+        if path.is_dir():
+            return None
+        index = video_index(path)
+        return index.keyframes if index.seekable else None
 
 
 #: The default source of every clip transform.

@@ -3,7 +3,6 @@ and resized alike for every frame, read through a frame source."""
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 from collections.abc import Hashable, Sequence
@@ -16,10 +15,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from vidseq.clips.clip import ImageTuple
 from vidseq.clips.sources import FILES, FrameSource
-from vidseq.errors import TruncatedVideoError, VideoError, VidseqError
-from vidseq.sampling import Pad, get_sampler, sample
-
-log = logging.getLogger(__name__)
+from vidseq.errors import TruncatedVideoError, VideoError, VidseqError, warn_data
+from vidseq.sampling import DEFAULT_SAMPLER, Pad, get_sampler, sample
 
 
 def _crop_box(h: int, w: int, *, train: bool, scale: tuple[float, float], ratio: tuple[float, float],
@@ -55,7 +52,7 @@ class ClipTfm(Transform):
     or a clip cache.
     """
 
-    def __init__(self, seq_len: int = 5, image_size: int = 64, *, sampler: str = "first", pad: Pad = "repeat",
+    def __init__(self, seq_len: int = 5, image_size: int = 64, *, sampler: str = DEFAULT_SAMPLER, pad: Pad = "repeat",
                  step: int = 2, augment: bool = False, flip: bool = False, scale: tuple[float, float] = (0.45, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), frame_counts: dict[str, int] | None = None,
                  stand_ins: dict[str, Hashable] | None = None, source: FrameSource = FILES):
@@ -80,8 +77,9 @@ class ClipTfm(Transform):
         return self.frame_counts[key]
 
     def indices(self, path: Path, *, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+        keyframes = self.source.keyframes(path) if train and self.sampler == "random-key" else None
         return sample(self.sampler, self.n_frames(path), self.seq_len, train=train, rng=rng, pad=self.pad,
-                      step=self.step)
+                      step=self.step, keyframes=keyframes)
 
     def encodes(self, o: Path) -> ImageTuple:
         return self._load_or_stand_in(o)
@@ -110,7 +108,7 @@ class ClipTfm(Transform):
 
     def _leave_out(self, key: str, error: Exception) -> None:
         self._bad.add(key)
-        log.warning("leaving out an unreadable item (%s); other items of its class and split stand in for it", error)
+        warn_data(f"leaving out an unreadable item ({error}); other items of its class and split stand in for it")
 
     def load(self, path: Path, *, train: bool = False, indices: Sequence[int] | None = None) -> ImageTuple:
         """The clip of `path` (frames `indices`, or as the sampler picks them) cropped and resized."""

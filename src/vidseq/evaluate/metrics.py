@@ -3,18 +3,15 @@ clips per video averaged."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vidseq.errors import DatasetError
+from vidseq.errors import DatasetError, warn_data
 from vidseq.evaluate.inference import predict_paths
 from vidseq.runs import Run, load_run
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,7 +89,7 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
         raise DatasetError(path=source, reason=f"none of the {len(items)} validation items could be read (e.g. "
                            f"{next(iter(errors.values()))})")
     if errors:
-        log.warning("%d item(s) could not be read and are left out, e.g. %s", len(errors), next(iter(errors.values())))
+        warn_data(f"{len(errors)} item(s) could not be read and are left out, e.g. {next(iter(errors.values()))}")
     return Evaluation(classes=list(run.classes), paths=[str(items[i].path) for i in keep],
                       targets=np.array([index[items[i].label] for i in keep]), probs=probs[keep], clips=clips,
                       errors={str(items[i].path): e for i, e in errors.items()})

@@ -14,7 +14,9 @@ from vidseq.io.frames import (
     list_frames,
     read_folder_frames,
 )
-from vidseq.io.video import MAX_PIXELS, VIDEO_EXTENSIONS, FrameReader, VideoInfo, is_video_file, probe, read_frames
+from vidseq.io.index import VideoIndex, build_index, video_index
+from vidseq.io.read import decode_plan, frames_decoded, read_frames
+from vidseq.io.video import MAX_PIXELS, VIDEO_EXTENSIONS, FrameReader, VideoInfo, is_video_file, probe
 from vidseq.io.write import write_video
 
 __all__ = [
@@ -22,10 +24,14 @@ __all__ = [
     "MAX_PIXELS",
     "VIDEO_EXTENSIONS",
     "FrameReader",
+    "VideoIndex",
     "VideoInfo",
+    "build_index",
     "decode_image",
+    "decode_plan",
     "frame_files",
     "frame_number",
+    "frames_decoded",
     "is_video_file",
     "is_frame_folder",
     "is_frame_name",
@@ -33,5 +39,6 @@ __all__ = [
     "probe",
     "read_folder_frames",
     "read_frames",
+    "video_index",
     "write_video",
 ]

@@ -4,12 +4,15 @@ Every failure to open or decode a file raises :class:`~vidseq.errors.VideoError`
 the file and the reason; PyAV's and FFmpeg's own exceptions never escape from here.
 
 >>> info = probe("v_Jump_g01_c01.avi")                         # doctest: +SKIP
->>> clip = read_frames("v_Jump_g01_c01.avi", indices=[0, 8, 16], size=64)  # (3, 64, 85, 3) uint8
+>>> with FrameReader("v_Jump_g01_c01.avi", size=64) as r:      # doctest: +SKIP
+...     first = next(r.rgb())                                   # (64, 85, 3) uint8
+
+Clips of chosen frames are read by `vidseq.io.read.read_frames`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
-from vidseq.errors import TruncatedVideoError, VideoError
+from vidseq.errors import VideoError
 
 #: Container extensions that vidseq looks for when it walks a folder of videos.
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -261,6 +264,14 @@ class FrameReader:
     def close(self) -> None:
         self.container.close()
 
+    def seek(self, pts: int) -> None:
+        """Go to the keyframe at or before timestamp `pts` (in the stream's time base): the frames decoded next
+        start there (from a new `_frames()`)."""
+        try:
+            self.container.seek(int(pts), stream=self.stream, backward=True, any_frame=False)
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise VideoError(path=self.path, reason=f"cannot seek ({_reason(e)})") from None
+
     def _frames(self) -> Iterator:
         tb = float(self.stream.time_base) if self.stream.time_base else 0.0
         step = 1 / self.fps if self.fps else 0.0
@@ -353,46 +364,3 @@ class FrameReader:
                 a = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:ph, :pw]
                 planes.append(_rotate(a, rotation) if rotation else np.ascontiguousarray(a))
             yield planes[0], planes[1], planes[2]
-
-
-def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: int | tuple[int, int] | None = None,
-                *, threads: int = 1, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode frames of a video into a (T, H, W, 3) uint8 RGB array.
-
-    `indices` picks frames (any order, repeats allowed); decoding stops after the last one needed and
-    only the frames asked for are converted and held. `size` resizes so the short side is `size`
-    pixels (an int) or to exactly (width, height). Grayscale and every other pixel format come out
-    RGB, and rotation metadata is applied.
-    """
-    wanted = None if indices is None else [int(i) for i in indices]
-    if wanted is not None:
-        if not wanted:
-            raise ValueError("indices is empty")
-        if min(wanted) < 0:
-            raise ValueError(f"negative frame index in {wanted}")
-    with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels) as reader:
-        if wanted is None:
-            frames = list(reader.rgb())
-            if not frames:
-                raise VideoError(path=path, reason="no frame could be decoded")
-            return np.stack(frames)
-        last = max(wanted)
-        needed = set(wanted)
-        got: dict[int, np.ndarray] = {}
-        damage = ""
-        try:
-            for i, frame in enumerate(reader._frames()):
-                if i in needed:
-                    got[i] = reader._to_rgb(frame)
-                if i >= last:
-                    break
-        except VideoError as e:  # damage before the last frame asked for: as if the video ended there
-            damage = f" ({e.reason})"
-        if len(got) < len(needed):
-            missing = min(needed - set(got))
-            raise TruncatedVideoError(path=path, reason=f"frame {missing} asked for, but only {reader.decoded} frames "
-                                      f"decode{damage}", wanted=missing, decoded=reader.decoded)
-        return np.stack([got[i] for i in wanted])
-
-
-

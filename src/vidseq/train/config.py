@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidseq.runs import DEFAULT_SAMPLER
+from vidseq.sampling import DEFAULT_SAMPLER
 
 
 @dataclass

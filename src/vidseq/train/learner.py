@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import shutil
 import sys
@@ -25,7 +24,7 @@ from fastprogress.fastprogress import IN_NOTEBOOK
 
 from vidseq.clips import build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
-from vidseq.errors import DatasetError, VidseqError
+from vidseq.errors import DatasetError, VidseqError, warn_data
 from vidseq.files import output_folder
 from vidseq.models import create_model, list_models, model_recipe, splitter, unwrap
 from vidseq.runs import (
@@ -51,8 +50,6 @@ from vidseq.train.config import TrainConfig, TrainResult
 from vidseq.train.distributed import is_rank0, on_rank0, rank0_first, rank_info, setup, sync_batchnorm
 from vidseq.train.optim import adamw, pick_device, resolve_precision, top5_for
 from vidseq.train.resume import resume_state, resumed_config
-
-log = logging.getLogger(__name__)
 
 
 def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: Path | None = None):
@@ -129,7 +126,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise DatasetError(path=cfg.data, reason=f"the validation split is empty (split {itemset.split})")
     if cfg.verbose and is_rank0():
         for w in itemset.warnings:
-            log.warning("%s", w)
+            warn_data(w)
 
     base = model_recipe(cfg.model)
     from_scratch = not cfg.pretrained
