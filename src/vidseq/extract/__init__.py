@@ -1,4 +1,5 @@
-"""Videos -> folders of JPEG frames: parallel, atomic per video, resumable, with a manifest.
+"""Videos -> folders of JPEG frames (or re-encoded videos, `transcode_dataset`): parallel, atomic per video,
+resumable, with a manifest.
 
 Reliability:
 
@@ -21,9 +22,10 @@ reads whichever are there.
 
 from vidseq.extract.records import ExtractSummary, VideoRecord, output_names, read_manifest
 from vidseq.extract.run import DEFAULT_TIMEOUT, SPLIT_FOLDERS, extract_dataset, find_videos, in_shard, parse_shard
+from vidseq.extract.transcode import transcode_dataset, transcode_video
 from vidseq.extract.video import extract_video
 from vidseq.io import frame_files
 
 __all__ = ["DEFAULT_TIMEOUT", "SPLIT_FOLDERS", "ExtractSummary",
            "VideoRecord", "extract_dataset", "extract_video", "find_videos", "frame_files", "in_shard",
-           "output_names", "parse_shard", "read_manifest"]
+           "output_names", "parse_shard", "read_manifest", "transcode_dataset", "transcode_video"]

@@ -17,6 +17,7 @@ import shutil
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidseq.errors import DatasetError, VideoError
@@ -90,6 +91,18 @@ def find_videos(src: str | Path) -> list[tuple[Path, str]]:
     return found
 
 
+@dataclass(frozen=True)
+class Output:
+    """What a conversion of a tree of videos writes for each video (frame folders, re-encoded videos)."""
+
+    label: str  #: the job's name on its progress line ("extract")
+    what: str  #: the kind of DEST, for messages ("frames folder")
+    name_for: Callable[[str], str]  #: a video's path relative to SRC -> its output's path relative to DEST
+    task: Callable[[str, str], VideoRecord]  #: picklable: (video, output path) -> its record, output published
+    complete: Callable[..., VideoRecord | None]  #: (rel, label, name, out, video, prior) -> record if done
+    folders: bool = True  #: outputs are folders, which must not be parents of other outputs
+
+
 def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = None, quality: int = 90,
                     workers: int | None = None, shard: tuple[int, int] | None = None, overwrite: bool = False,
                     timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False,
@@ -105,11 +118,23 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
 
     Raises DatasetError when `src` is missing or holds no video; ValueError for bad arguments.
     """
-    start = time.perf_counter()
-    src, dest = Path(src), Path(dest)
     _check_quality(quality)
     if size is not None and size <= 0:
         raise ValueError(f"size must be positive, got {size}")
+    output = Output("extract", "frames folder", _folder_for, functools.partial(extract_job, size=size, quality=quality),
+                    functools.partial(_complete_record, size=size))
+    return convert_dataset(src, dest, output, workers=workers, shard=shard, overwrite=overwrite, timeout=timeout,
+                           progress=progress, worker_hook=worker_hook)
+
+
+def convert_dataset(src: str | Path, dest: str | Path, output: Output, *, workers: int | None = None,
+                    shard: tuple[int, int] | None = None, overwrite: bool = False,
+                    timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False,
+                    worker_hook: Callable[[Path], None] | None = None) -> ExtractSummary:
+    """Convert every video under `src` into `output`'s form under `dest`: the machinery of `extract_dataset`
+    (shards, workers, timeouts, manifest, resuming, split lists) for any per-video conversion."""
+    start = time.perf_counter()
+    src, dest = Path(src), Path(dest)
     if shard is not None:
         shard = parse_shard(f"{shard[0]}/{shard[1]}")
     workers = available_cpus() if workers is None else workers
@@ -121,20 +146,20 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
         raise DatasetError(path=src,
                            reason=f"not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
     if src.is_dir() and (dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents):
-        raise DatasetError(path=dest, reason=f"the frames must go outside the videos' folder {src} (a dataset folder "
-                           "holds videos or frame folders, not both); choose another DEST")
+        raise DatasetError(path=dest, reason=f"the output must go outside the videos' folder {src} (a dataset "
+                           "folder holds videos or frame folders, not both); choose another DEST")
     all_videos = find_videos(src)
     if not all_videos:
         raise DatasetError(path=src, reason=f"no video files found (looked for {' '.join(sorted(VIDEO_EXTENSIONS))})")
-    # frame folders are assigned over all videos, so that every shard settles a name clash the same way
-    folder_of = {rel: _folder_for(rel) for _, rel in all_videos}
-    parents = {a.as_posix() for f in folder_of.values() for a in Path(f).parents}
+    # outputs are assigned over all videos, so that every shard settles a name clash the same way
+    folder_of = {rel: output.name_for(rel) for _, rel in all_videos}
+    parents = {a.as_posix() for f in folder_of.values() for a in Path(f).parents} if output.folders else set()
     owner: dict[str, str] = {}
     for _, rel in all_videos:
         owner.setdefault(folder_of[rel], rel)
     videos = [(p, rel) for p, rel in all_videos if in_shard(rel, shard)]
 
-    output_folder(dest, what="frames folder")
+    output_folder(dest, what=output.what)
     split_lists = _copy_split_lists(src, dest, overwrite=overwrite) if src.is_dir() else []
     manifest_path, failures_path = output_names(dest, shard)
     prior = {rec.video: rec for rec in read_manifest(dest)}
@@ -148,11 +173,12 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
         if owner[folder] != rel or folder in parents:
             why = (f"is taken by {owner[folder]} (same name, other extension)" if owner[folder] != rel else
                    "also holds the frame folders of the videos in the folder of the same name")
-            records[rel] = VideoRecord(rel, label_of[rel], reason=f"its frame folder {folder} {why}")
+            kind = "frame folder" if output.folders else "output"
+            records[rel] = VideoRecord(rel, label_of[rel], reason=f"its {kind} {folder} {why}")
             continue
         out = dest / folder
         leftovers.clean(out)
-        done = None if overwrite else _complete_record(rel, label_of[rel], folder, out, path, prior.get(rel), size)
+        done = None if overwrite else output.complete(rel, label_of[rel], folder, out, path, prior.get(rel))
         if done is not None:
             records[rel] = done
         else:
@@ -160,12 +186,11 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
     skipped = len(records) - sum(r.status == FAILED for r in records.values())
 
     journal = Journal(manifest_path, [records[k] for k in sorted(records)])
-    bar = Progress("extract", len(jobs), unit="videos", enabled=progress, extra="frames", last_line=False)
+    bar = Progress(output.label, len(jobs), unit="videos", enabled=progress, extra="frames", last_line=False)
     frames = 0
     try:
         if jobs:
-            task = functools.partial(extract_job, size=size, quality=quality)
-            for rel, rec, reason in run_pool(jobs, task, workers=workers, timeout=timeout, hook=worker_hook):
+            for rel, rec, reason in run_pool(jobs, output.task, workers=workers, timeout=timeout, hook=worker_hook):
                 if rec is None:
                     rec = VideoRecord(rel, label_of[rel], reason=reason)
                 rec = dataclasses.replace(rec, video=rel, label=label_of[rel],
@@ -195,7 +220,7 @@ def _folder_for(rel: str) -> str:
     return p.with_suffix("").as_posix() if p.suffix else p.as_posix() + "_frames"
 
 
-def _complete_record(rel: str, label: str, folder: str, out: Path, video: Path, prior: VideoRecord | None,
+def _complete_record(rel: str, label: str, folder: str, out: Path, video: Path, prior: VideoRecord | None, *,
                      size: int | None) -> VideoRecord | None:
     """The record of a folder finished by an earlier run (from its manifest row, else rebuilt), or None when
     it has to be done (again): no folder, no frames in it, not the frame count its manifest row says, or
@@ -251,7 +276,11 @@ class _Leftovers:
                     index.setdefault(m.group("name"), []).append(name)
             self._by_parent[parent] = index
         for name in self._by_parent[parent].pop(out.name, []):
-            shutil.rmtree(parent / name, ignore_errors=True)
+            left = parent / name
+            if left.is_dir() and not left.is_symlink():
+                shutil.rmtree(left, ignore_errors=True)
+            else:
+                left.unlink(missing_ok=True)
 
 
 def _copy_split_lists(src: Path, dest: Path, *, overwrite: bool) -> list[Path]:

@@ -17,7 +17,7 @@ from vidseq.io.frames import (
 from vidseq.io.index import VideoIndex, build_index, video_index
 from vidseq.io.read import decode_plan, frames_decoded, read_frames
 from vidseq.io.video import MAX_PIXELS, VIDEO_EXTENSIONS, FrameReader, VideoInfo, is_video_file, probe
-from vidseq.io.write import write_video
+from vidseq.io.write import VideoWriter, write_video
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -26,6 +26,7 @@ __all__ = [
     "FrameReader",
     "VideoIndex",
     "VideoInfo",
+    "VideoWriter",
     "build_index",
     "decode_image",
     "decode_plan",
