@@ -250,3 +250,13 @@ def test_a_truncated_video_is_recounted_by_its_error_class_not_its_text(tmp_path
 
     clip = ClipTfm(seq_len=4, image_size=16, sampler="uniform", source=Lying()).load(path)
     assert clip.shape == (4, 3, 16, 16)
+
+
+def test_random_key_sampling_reads_through_a_source_without_keyframes():
+    from vidseq.clips import KeyframeSource
+
+    source = _CountingSource()  # no keyframes: every frame equally cheap, so random-key is TSN's random
+    assert not isinstance(source, KeyframeSource) and isinstance(FILES, KeyframeSource)
+    tfm = ClipTfm(seq_len=4, image_size=16, sampler="random-key", source=source)
+    idx = tfm.indices(Path("any/item"), train=True, rng=np.random.default_rng(0))
+    assert len(idx) == 4 and all(0 <= i < 7 for i in idx)

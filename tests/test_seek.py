@@ -192,3 +192,22 @@ def test_an_index_follows_the_file_when_it_is_rewritten(tmp_path):
     encode(path, "mpeg4", {"g": "5"}, n=30)
     assert video_index(path).n_frames == 30
     assert read_frames(path, [29]).shape == (1, 48, 64, 3)
+
+
+@pytest.mark.parametrize("name,min_side,shape", [
+    ("mpeg4-gop12.avi", 24, (24, 32)),  # MPEG-4 part 2 decodes at half scale (FFmpeg's lowres)
+    ("mpeg4-gop12.avi", 12, (12, 16)),
+    ("mpeg4-gop12.avi", 25, (48, 64)),  # half scale would be too small: full size, converted as it is
+    ("mjpeg.avi", 24, (24, 32)),
+    ("h264-bframes.mp4", 24, (48, 64)),  # no reduced-scale decoding: as it is while within twice min_side
+    ("h264-bframes.mp4", 16, (16, 21)),  # over twice min_side: scaled on the way
+])
+def test_min_side_gives_frames_no_smaller_as_cheaply_as_the_codec_can(videos, name, min_side, shape):
+    path = videos[name]
+    wanted = [2, 30, 59]
+    clip = read_frames(path, wanted, min_side=min_side)
+    assert clip.shape == (3, *shape, 3)
+    assert np.array_equal(clip, read_frames(path, wanted, min_side=min_side, seek=False))
+    full = read_frames(path, wanted, size=(shape[1], shape[0]))  # decoded whole, then scaled
+    mse = np.mean((clip.astype(float) - full.astype(float)) ** 2)
+    assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 24  # the same pictures

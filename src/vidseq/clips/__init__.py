@@ -22,7 +22,7 @@ from vidseq.clips.loaders import (
     get_action_dataloaders,
     pins_batches,
 )
-from vidseq.clips.sources import FILES, FileSource, FrameSource
+from vidseq.clips.sources import FILES, FileSource, FrameSource, KeyframeSource
 from vidseq.clips.transforms import ClipTfm
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "FileSource",
     "FrameSource",
     "ImageTuple",
+    "KeyframeSource",
     "Stats",
     "batch_tfms",
     "build_cache",

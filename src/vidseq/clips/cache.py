@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidseq.clips.sources import FILES
+from vidseq.clips.sources import FILES, keyframes_of
 from vidseq.errors import DatasetError, VidseqError
 from vidseq.files import output_folder
 from vidseq.progress import Progress, available_cpus
@@ -224,7 +224,7 @@ class ClipCache:
         return self.count(path) if path in self else self.fallback.exact_frames(path)
 
     def keyframes(self, path) -> np.ndarray | None:
-        return None if path in self else self.fallback.keyframes(path)  # cached frames: all equally cheap
+        return None if path in self else keyframes_of(self.fallback, path)  # cached frames: all equally cheap
 
     def read(self, path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
         """Frames `indices` of `path`: from the cache at its size, else from the files (`min_side` applies to

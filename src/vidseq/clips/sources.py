@@ -28,9 +28,20 @@ class FrameSource(Protocol):
         """Frames `indices` of `path` as (T, H, W, 3) uint8, short side no smaller than `min_side` where
         the source can shrink cheaply (the caller resizes to the exact size)."""
 
+
+@runtime_checkable
+class KeyframeSource(FrameSource, Protocol):
+    """A frame source where some frames are cheaper to start a read from than others (a video's keyframes).
+    Optional: a source without `keyframes` has every frame equally cheap."""
+
     def keyframes(self, path: Path) -> np.ndarray | None:
         """The frames of `path` a read can start from cheaply (a video's keyframes), or None when every frame
         costs the same (frame folders, the cache). The ``random-key`` sampler draws near them."""
+
+
+def keyframes_of(source: FrameSource, path: Path) -> np.ndarray | None:
+    """`source`'s keyframes of `path`, or None where the source has none (every frame equally cheap)."""
+    return source.keyframes(path) if isinstance(source, KeyframeSource) else None
 
 
 class FileSource:
@@ -54,7 +65,7 @@ class FileSource:
         path = Path(path)
         if path.is_dir():
             return read_folder_frames(path, indices, min_side=min_side)
-        return read_frames(path, indices, size=min_side)
+        return read_frames(path, indices, min_side=min_side)
 
     def keyframes(self, path: Path) -> np.ndarray | None:
         path = Path(path)

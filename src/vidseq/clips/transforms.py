@@ -14,7 +14,7 @@ from fasttransform import Transform
 from torchvision.transforms.v2 import functional as TF
 
 from vidseq.clips.clip import ImageTuple
-from vidseq.clips.sources import FILES, FrameSource
+from vidseq.clips.sources import FILES, FrameSource, keyframes_of
 from vidseq.errors import TruncatedVideoError, VideoError, VidseqError, warn_data
 from vidseq.sampling import DEFAULT_SAMPLER, Pad, get_sampler, sample
 
@@ -77,7 +77,7 @@ class ClipTfm(Transform):
         return self.frame_counts[key]
 
     def indices(self, path: Path, *, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
-        keyframes = self.source.keyframes(path) if train and self.sampler == "random-key" else None
+        keyframes = keyframes_of(self.source, path) if train and self.sampler == "random-key" else None
         return sample(self.sampler, self.n_frames(path), self.seq_len, train=train, rng=rng, pad=self.pad,
                       step=self.step, keyframes=keyframes)
 

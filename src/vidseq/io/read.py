@@ -68,14 +68,16 @@ class _Untrusted(Exception):
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: int | tuple[int, int] | None = None,
-                *, threads: int = 1, max_pixels: int = MAX_PIXELS, seek: bool = True) -> np.ndarray:
+                *, threads: int = 1, max_pixels: int = MAX_PIXELS, seek: bool = True,
+                min_side: int | None = None) -> np.ndarray:
     """Decode frames of a video into a (T, H, W, 3) uint8 RGB array.
 
     `indices` picks frames (any order, repeats allowed); only the frames asked for are converted and held, and
     with `seek` (the default) the decoder seeks to the keyframe before a wanted frame when that is cheaper than
     decoding on (frame-exact: see the module's notes). `size` resizes so the short side is `size` pixels (an
-    int) or to exactly (width, height). Grayscale and every other pixel format come out RGB, and rotation
-    metadata is applied. A file that ends before a wanted frame raises `TruncatedVideoError`.
+    int) or to exactly (width, height); `min_side` (without `size`) asks only for frames no smaller than that,
+    as cheaply as the codec gives them (`FrameReader`). Grayscale and every other pixel format come out RGB,
+    and rotation metadata is applied. A file that ends before a wanted frame raises `TruncatedVideoError`.
     """
     wanted = None if indices is None else [int(i) for i in indices]
     if wanted is not None:
@@ -84,7 +86,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
         if min(wanted) < 0:
             raise ValueError(f"negative frame index in {wanted}")
     if wanted is None:
-        with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels) as reader:
+        with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels, min_side=min_side) as reader:
             frames = list(reader.rgb())
         if not frames:
             raise VideoError(path=path, reason="no frame could be decoded")
@@ -94,10 +96,10 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, size: in
         index = video_index(path, max_pixels=max_pixels)
         plan = decode_plan(index, wanted)
         if index.seekable and max(wanted) < index.n_frames and (len(plan) > 1 or plan[0].start > 0):
-            with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels) as reader:
+            with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels, min_side=min_side) as reader:
                 got = _read_seeking(reader, index, plan)
     if got is None:
-        with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels) as reader:
+        with FrameReader(path, size=size, threads=threads, max_pixels=max_pixels, min_side=min_side) as reader:
             got = _read_in_order(reader, wanted)
     return np.stack([got[i] for i in wanted])
 

@@ -217,6 +217,17 @@ def _target_size(width: int, height: int, size: int | tuple[int, int] | None) ->
     return max(1, round(width * size / height)), size
 
 
+def _lowres(short: int, min_side: int) -> int:
+    """FFmpeg's `lowres` for a picture of short side `short`: the largest k (at most 3) whose 1/2**k scale keeps
+    the short side at least `min_side`. Decoders that scale in the DCT domain (MPEG-4 part 2, MPEG-1/2, MJPEG,
+    H.263) then decode at that scale, several times faster, as JPEG's reduced-size decoding does; the others
+    (H.264, HEVC, VP9, AV1) ignore it."""
+    k = 0
+    while k < 3 and (short >> (k + 1)) >= min_side:
+        k += 1
+    return k
+
+
 def _rotate(a: np.ndarray, rotation: int) -> np.ndarray:
     """Rotate an (H, W, ...) array clockwise by `rotation` degrees."""
     if rotation == 0:
@@ -227,6 +238,10 @@ def _rotate(a: np.ndarray, rotation: int) -> np.ndarray:
 class FrameReader:
     """Iterate over a video's frames as RGB arrays or YUV planes, sized and rotated for display.
 
+    `size` resizes every frame (short side, or exactly (width, height)); `min_side` instead asks for frames no
+    smaller than that, as cheaply as they come: decoded at a reduced scale where the codec can (see `_lowres`),
+    scaled down only when still over twice `min_side`, else converted as they are.
+
     Use as a context manager. `declared` is the container's frame count (0 when unknown) and
     `decoded` counts frames decoded so far; after iterating to the end, :meth:`incomplete` tells
     whether the file looks truncated. `threads=1` decodes and converts on the calling thread only
@@ -234,12 +249,15 @@ class FrameReader:
     """
 
     def __init__(self, path: str | Path, *, size: int | tuple[int, int] | None = None, threads: int = 0,
-                 max_pixels: int = MAX_PIXELS):
+                 max_pixels: int = MAX_PIXELS, min_side: int | None = None):
         if isinstance(size, int) and size <= 0:
             raise ValueError(f"size must be positive, got {size}")
         self.path = Path(path)
         self.container, self.stream = _open(self.path, max_pixels)
         cc = self.stream.codec_context
+        self.min_side = min_side if size is None else None
+        if self.min_side:
+            cc.options = dict(cc.options, lowres=str(_lowres(min(cc.width, cc.height), self.min_side)))
         if threads == 1:
             cc.thread_count = 1
         else:
@@ -309,7 +327,10 @@ class FrameReader:
         w, h = frame.width, frame.height
         rotation = self.rotation or _frame_rotation(frame)
         dw, dh = (h, w) if rotation in (90, 270) else (w, h)
-        tw, th = _target_size(dw, dh, self.size)
+        size = self.size
+        if self.min_side and min(dw, dh) > 2 * self.min_side:  # too big to convert as it is: scale on the way
+            size = self.min_side
+        tw, th = _target_size(dw, dh, size)
         if rotation in (90, 270):
             tw, th = th, tw
         self._geom = (tw, th, rotation)
