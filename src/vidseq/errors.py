@@ -16,6 +16,8 @@ them into errors with the standard filters, and the command line shows them as `
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -92,3 +94,28 @@ class UnsafeArchiveError(ArchiveError):
 
 class ModelError(VidseqError):
     """An unknown model, unusable weights, or a run folder that does not match its weights."""
+
+
+#: What the system said, for the faults of the place an output goes, and what to do about each.
+STORAGE_FAULTS = {
+    errno.ENOSPC: ("no space left on the device", "free some space (df -h {folder}) and run the same command "
+                   "again: finished work is kept"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space and run the same command again: finished work is kept"),
+    errno.EROFS: ("read-only filesystem", "give a folder on a writable filesystem"),
+    errno.EACCES: ("permission denied", "give a folder you can write to"),
+    errno.EPERM: ("operation not permitted", "give a folder you can write to"),
+}
+
+
+def storage_fault(e: OSError) -> str | None:
+    """One line for an OSError from the storage itself (full, read-only, not permitted), naming the folder and
+    what to do; None for other errors."""
+    if e.errno not in STORAGE_FAULTS:
+        return None
+    what, todo = STORAGE_FAULTS[e.errno]
+    target = e.filename2 or e.filename
+    if not target:
+        return f"{what}; {todo.format(folder='.')}"
+    path = Path(os.fsdecode(target))
+    name = re.sub(r"^\.(.+)\.tmp-\d+.*$", r"\1", path.name)  # an atomic write's hidden temporary: its final name
+    return f"{path.parent}: {what} (writing {name}); {todo.format(folder=path.parent)}"

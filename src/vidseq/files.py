@@ -36,6 +36,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a failed write() names no file: name the one being written
+            e.filename = str(path)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -14,7 +14,7 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exc
 
-from vidseq.errors import DataWarning, VidseqError
+from vidseq.errors import DataWarning, VidseqError, storage_fault
 
 app = typer.Typer(
     name="vidseq",
@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     except VidseqError as e:
         typer.echo(f"vidseq: error: {e.render(flag)}", err=True)
         return 2
+    except OSError as e:  # the storage itself (full, read-only, not permitted): one line, not a traceback
+        line = storage_fault(e)
+        if line is None:
+            raise
+        typer.echo(f"vidseq: error: {line}", err=True)
+        return 1
     except (typer.Abort, KeyboardInterrupt):
         rv = 130
     if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which comes back as the return value

@@ -19,7 +19,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from vidseq.errors import VidseqError
+from vidseq.errors import STORAGE_FAULTS, VidseqError
 from vidseq.extract.video import tmp_dir
 
 _READY = "ready"  # a worker's first message: it started and imported what it needs
@@ -45,6 +45,12 @@ def _worker_main(conn, task: Callable[..., Any], hook: Callable[[Path], None] | 
             conn.send((key, task(path, out), None))
         except VidseqError as e:
             conn.send((key, None, getattr(e, "reason", None) or str(e)))
+        except OSError as e:
+            if e.errno in STORAGE_FAULTS:  # the destination's fault (full, read-only): the run's, sent up whole
+                e.filename = e.filename or str(out)  # a failed write() names no file: name the output
+                conn.send((key, None, e))
+            else:
+                conn.send((key, None, f"{type(e).__name__}: {e}".splitlines()[0]))
         except Exception as e:  # anything else is this job's failure, not the run's
             conn.send((key, None, f"{type(e).__name__}: {e}".splitlines()[0]))
 
@@ -127,7 +133,8 @@ def run_pool(jobs: list[tuple[Path, str, Path]], task: Callable[..., Any], *, wo
     """Run `task(path, out)` for `jobs` (path, key, out folder) on worker processes; yield
     ``(key, result, None)`` as each finishes, ``(key, None, reason)`` for one that raised, died or timed out
     (its worker is replaced). `task` and `hook` (run before each job, for fault injection) must be
-    picklable. Workers that die before they have started (three in a row) stop the run with VidseqError."""
+    picklable. Workers that die before they have started (three in a row) stop the run with VidseqError, and a
+    task that fails because the destination is full or read-only (`STORAGE_FAULTS`) raises its OSError here."""
     ctx = mp.get_context(_start_method())
     pending = deque(jobs)
     slots = [_Slot(ctx, task, hook) for _ in range(min(workers, len(jobs)))]
@@ -153,6 +160,8 @@ def run_pool(jobs: list[tuple[Path, str, Path]], task: Callable[..., Any], *, wo
                         false_starts = 0
                     if result is not None:
                         slot.job = None
+                        if isinstance(result[2], OSError):  # the destination cannot take more: every job would fail
+                            raise result[2]
                         yield result
                         continue
                     if slot.proc.is_alive():

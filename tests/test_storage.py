@@ -1,0 +1,92 @@
+"""The storage as input: a full disk and a read-only destination end in one line naming the folder, leave nothing
+half-written, and a rerun after freeing space completes to the same result as an uninterrupted run. Uses small
+tmpfs mounts; skipped where this process may not mount (a user's machine without root)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from vidseq.datasets.synth import SynthConfig, make_synth
+
+
+def _mount(path: Path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    return mount.returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A function mounting a tmpfs of the given size under tmp_path; all unmounted at the end."""
+    mounted = []
+
+    def mount(size_kb: int, *, read_only: bool = False) -> Path:
+        path = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
+        if not _mount(path, f"size={size_kb}k"):
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(path)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def vidseq(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidseq", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "failures.jsonl"}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("storage")
+    make_synth(root, SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32))
+    return root / "videos"
+
+
+def test_extract_onto_a_full_disk_is_one_line_and_a_rerun_completes(videos, tmp_path, tmpfs):
+    reference = tmp_path / "reference"
+    assert vidseq("extract", videos, reference, "--workers", "1").returncode == 0
+    disk = tmpfs(2048)  # the frames take about 600 KB of it (a 4 KB block a file); the filler leaves 100 KB
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * ((2048 - 100) * 1024))
+    dest = disk / "frames"
+    out = vidseq("extract", videos, dest, "--workers", "1")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[-1].startswith(f"vidseq: error: {dest}") and "no space left on the device" in lines[-1]
+    assert "df -h" in lines[-1]
+    assert not list(disk.rglob(".*.tmp-*")), "a temporary file was left behind"
+    filler.unlink()
+    again = vidseq("extract", videos, dest, "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    assert digests(dest) == digests(reference)
+
+
+def test_extract_into_a_read_only_folder_is_one_line(videos, tmpfs):
+    disk = tmpfs(256, read_only=True)
+    out = vidseq("extract", videos, disk / "frames", "--workers", "1")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Read-only file system" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_read_only_destination_that_exists_is_one_line(videos, tmp_path, tmpfs):
+    disk = tmpfs(256)
+    (disk / "frames").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    out = vidseq("extract", videos, disk / "frames", "--workers", "1")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{disk / 'frames'}: read-only filesystem" in out.stderr
