@@ -12,6 +12,7 @@ process, taking their steps in turn, so that both see the same machine: their sp
     python benchmarks/models.py --device cpu          # CPU: bs 8, fewer steps (a few minutes on 2 cores)
     python benchmarks/models.py --models timesformer,timesformer_lucidrains --compile
     python benchmarks/models.py --models "timesformer,timesformer[recompute_mlp=true;time_kernel=sdpa]"
+    python benchmarks/models.py --device cpu --native --bs 2 --models r3d_18,mc3_18,r2plus1d_18,s3d,swin3d_t
 """
 
 from __future__ import annotations
@@ -97,6 +98,17 @@ def training_step(spec: str, x, y, *, compiled: bool = False, mode: str | None =
     return param_count(model), step
 
 
+def clip_shape(spec: str, args: argparse.Namespace) -> tuple[int, int]:
+    """(frames, size) of the clips model `spec` is timed on: its checkpoint's own with --native (where it has
+    one), else --frames and --size."""
+    from vidseq.models import model_recipe
+
+    recipe = model_recipe(model_spec(spec)[0])
+    if args.native and recipe.frames and recipe.size:
+        return recipe.frames, recipe.size
+    return args.frames, args.size
+
+
 def worker(args: argparse.Namespace) -> list[dict]:
     """Time training steps of the models named in `args.worker` (comma-separated) in this process.
 
@@ -108,15 +120,17 @@ def worker(args: argparse.Namespace) -> list[dict]:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    x = torch.randn(args.bs, args.frames, 3, args.size, args.size, device=device)
     y = torch.randint(0, N_CLASSES, (args.bs,), device=device)
 
     names = split_models(args.worker)
+    shapes = {n: clip_shape(n, args) for n in names}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     base = _rss_bytes()
     steps, params, warmup_s, times = {}, {}, {}, {n: [] for n in names}
     for name in names:
+        t, size = shapes[name]
+        x = torch.randn(args.bs, t, 3, size, size, device=device)
         params[name], steps[name] = training_step(name, x, y, compiled=args.compiled, mode=args.compile_mode)
         t0 = time.perf_counter()
         for _ in range(max(args.warmup, 3) if args.compiled else args.warmup):  # compile, einops' recompile, graphs
@@ -131,7 +145,8 @@ def worker(args: argparse.Namespace) -> list[dict]:
     if len(names) == 1:
         peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base) / 2**20
-    return [{"model": n, "compiled": args.compiled, "params": params[n], "bs": args.bs, "step_s": min(times[n]),
+    return [{"model": n, "compiled": args.compiled, "params": params[n], "bs": args.bs, "clip": list(shapes[n]),
+             "step_s": min(times[n]),
              "median_step_s": statistics.median(times[n]), "clips_per_s": args.bs / min(times[n]),
              "peak_mib": peak, "warmup_s": warmup_s[n], "steps": args.steps} for n in names]
 
@@ -140,7 +155,7 @@ def run_worker(names: list[str], compiled: bool, args: argparse.Namespace) -> li
     cmd = ([sys.executable, __file__, "--worker", ",".join(names), "--device", args.device, "--bs", str(args.bs),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--frames", str(args.frames),
            "--size", str(args.size), "--threads", str(args.threads), "--compile-mode", args.compile_mode]
-           + (["--compiled"] if compiled else []))
+           + (["--compiled"] if compiled else []) + (["--native"] if args.native else []))
     label = " / ".join(names) + (" (compiled)" if compiled else "")
     print(f"  {label} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -166,7 +181,8 @@ def precompile(names: list[str], args: argparse.Namespace) -> None:
     for name in names:
         cmd = ([sys.executable, __file__, "--worker", name, "--device", args.device, "--bs", str(args.bs),
                "--steps", "1", "--warmup", "1", "--frames", str(args.frames), "--size", str(args.size),
-               "--threads", str(args.threads), "--compile-mode", args.compile_mode, "--compiled"])
+               "--threads", str(args.threads), "--compile-mode", args.compile_mode, "--compiled"]
+               + (["--native"] if args.native else []))
         procs.append((name, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
     for name, proc in procs:
         err = proc.communicate()[1]
@@ -177,10 +193,13 @@ def precompile(names: list[str], args: argparse.Namespace) -> None:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| model | mode | params (M) | step (ms) | clips/s | peak memory (MiB) |", "|---|---|---|---|---|---|"]
+    lines = ["| model | mode | clip (frames x px) | params (M) | step (ms) | clips/s | peak memory (MiB) |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['model']} | {'compiled' if r['compiled'] else 'eager'} | {r['params'] / 1e6:.1f} | "
-                     f"{r['step_s'] * 1000:.0f} | {r['clips_per_s']:.1f} | {r['peak_mib']:.0f} |")
+        t, size = r["clip"]
+        lines.append(f"| {r['model']} | {'compiled' if r['compiled'] else 'eager'} | {t} x {size} | "
+                     f"{r['params'] / 1e6:.1f} | {r['step_s'] * 1000:.0f} | {r['clips_per_s']:.2f} | "
+                     f"{r['peak_mib']:.0f} |")
     return "\n".join(lines)
 
 
@@ -211,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                         "on a shared machine a second thread waits on whichever core another job holds)")
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--native", action="store_true", help="each model at its checkpoint's own clip shape "
+                        "(torchvision's video networks: 16 x 112 px, 32 x 224 px, ...) instead of --frames/--size")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models (default on GPU)")
     parser.add_argument("--no-compile", action="store_true", help="eager only")
     parser.add_argument("--compile-only", action="store_true", help="torch.compile'd only")
@@ -268,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     header = (f"`python benchmarks/models.py{''.join(' ' + a for a in given)}`\n\nMachine: {machine(args.device)}. "
               "Training steps of random clips: "
-              f"bs {args.bs}, {args.frames} frames, {args.size} px, {N_CLASSES} classes, AdamW, "
+              f"bs {args.bs}, {'each model at its own clip shape' if args.native else ''}"
+              f"{'' if args.native else f'{args.frames} frames, {args.size} px'}, {N_CLASSES} classes, AdamW, "
               f"{'bf16 autocast' if gpu else 'float32'}; fastest of {args.repeats} x {args.steps} steps after "
               f"{args.warmup} warm-up (3 when compiled; compile mode {args.compile_mode})"
               f"{'' if gpu else f', {args.threads} CPU thread(s)'}; "

@@ -20,6 +20,7 @@ STAGES = [
     {"vidseq.runs"},
     {"vidseq.train"},
     {"vidseq.evaluate", "vidseq.predict"},
+    {"vidseq.export"},
     {"vidseq.demo", "vidseq.cli", "vidseq.__main__"},
 ]
 LIBRARY_EXEMPT = ("vidseq.cli", "vidseq.demo", "vidseq.__main__")  # the only places that print

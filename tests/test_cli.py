@@ -60,8 +60,10 @@ def test_console_script_runs_as_module():
 def test_models_lists_each_model_with_its_options(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for name in ("frame_avg", "cnn_lstm", "tsm", "r2plus1d_18", "timesformer"):
+    for name in ("frame_avg", "cnn_lstm", "tsm", "r2plus1d_18", "timesformer", "mvit_v2_s", "swin3d_b"):
         assert f"\n{name}: " in "\n" + out
+    assert "swin3d_b: torchvision's swin3d_b, Kinetics-400 weights with pretrained=True (79.4 % top-1; 88.0 M " in out
+    assert "recipe: 16 frames x 112 px, evaluation crop 0.875 of the short side, mean [0.43216" in out
     assert "recompute_mlp=False" in out and "time_kernel='auto'" in out and "shift_div=8" in out
 
 

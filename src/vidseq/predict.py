@@ -35,10 +35,10 @@ class Prediction:
         return {"path": self.path, "top": [{"label": c, "probability": p} for c, p in self.top]}
 
 
-def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: int = 5, clips: int = 1, bs: int = 8,
-                  device: str | torch.device | None = None) -> list[Prediction]:
-    """Top-`top` classes for each file, averaging `clips` clips spread over the video. A file that cannot
-    be read gets its error in `Prediction.error`; the others are still predicted."""
+def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: int = 5, clips: int = 1, crops: int = 1,
+                  bs: int = 8, device: str | torch.device | None = None) -> list[Prediction]:
+    """Top-`top` classes for each file, averaging `clips` clips spread over the video, each through `crops` crops
+    (1 or 3). A file that cannot be read gets its error in `Prediction.error`; the others are still predicted."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = run if isinstance(run, Run) else load_run(run, device=device)
     out: list[Prediction | None] = [None] * len(files)
@@ -61,7 +61,8 @@ def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: in
         except Exception as e:  # noqa: BLE001 - VideoError and friends: one line per bad file
             out[i] = Prediction(str(f), error=str(e))
     if readable:
-        probs, errors = predict_paths(run, [files[i] for i in readable], clips=clips, bs=bs, device=device)
+        probs, errors = predict_paths(run, [files[i] for i in readable], clips=clips, crops=crops, bs=bs,
+                                      device=device)
         k = min(top, len(run.classes))
         for j, i in enumerate(readable):
             if j in errors:

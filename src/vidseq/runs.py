@@ -139,13 +139,15 @@ FORMAT = 1
 
 @dataclass
 class ClipConfig:
-    """How clips were made: frames per clip, square size, sampler, padding and the input normalisation."""
+    """How clips were made: frames per clip, square size, sampler, padding, the input normalisation and the
+    share of the short side an evaluation crop takes (the centre square of `crop_pct` x short side)."""
 
     frames: int
     size: int
     sampler: str = DEFAULT_SAMPLER
     pad: str = "repeat"
     normalize: Stats = IMAGENET
+    crop_pct: float = 1.0
 
 
 @dataclass

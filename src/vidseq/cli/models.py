@@ -45,6 +45,12 @@ def train(
     = 1,
     sync_bn: Annotated[bool, typer.Option(help="Synchronised batch norm across GPUs.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
+    decode_device: Annotated[str | None, typer.Option(help="Decode videos with torchcodec on this device: cuda "
+                                                           "(the GPU's video decoder; clips are made in the main "
+                                                           "process) or cpu. Default: vidseq's own seeking reads "
+                                                           "(PyAV).")] = None,
+    log: Annotated[str | None, typer.Option(help="Track the run in tensorboard (event files in RUN/tensorboard) "
+                                                 "or wandb (offline unless logged in).")] = None,
 ) -> None:
     """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png)."""
     from vidseq.train import TrainConfig
@@ -68,11 +74,14 @@ def train(
                       epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
                       pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
                       resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs,
+                      decode_device=decode_device, log=log,
                       given=frozenset(name for name in ctx.params if _given(ctx, name)))
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
-        run = out or Path("runs") / model
+        from vidseq.train.learner import default_run_folder
+
+        run = out or default_run_folder(model)
         if (Path(run) / "checkpoint" / "state.json").is_file():  # an epoch was completed: something to resume
             _INTERRUPTED[0] = f"vidseq: interrupted; continue with: vidseq train {data} --out {run} --resume"
         raise
@@ -93,6 +102,8 @@ def evaluate(
     data: Annotated[str | None, typer.Option(help="Data to evaluate on (default: the run's own).")] = None,
     split: Annotated[str | None, typer.Option(help="Split (default: the run's own).")] = None,
     clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
+    crops: Annotated[int, typer.Option(min=1, max=3, help="Crops per clip: 1 (centre) or 3 (start, centre and end "
+                                                         "of the long side, SlowFast's three-crop test).")] = 1,
     bs: Annotated[int, typer.Option(min=1, help="Batch size.")] = 16,
     workers: Annotated[int, typer.Option(min=0, help="Worker processes for decoding.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
@@ -105,16 +116,17 @@ def evaluate(
     from vidseq.runs import load_run
 
     loaded = load_run(run)
-    ev = evaluate_run(loaded, data=data, split=split, clips=clips, bs=bs, workers=workers)
+    ev = evaluate_run(loaded, data=data, split=split, clips=clips, crops=crops, bs=bs, workers=workers)
     paths = write_report(loaded, ev) if report else {}
     if json_out:
         typer.echo(json.dumps({**ev.summary(), "per_class": ev.per_class(), "confusion": ev.confusion.tolist(),
                                "classes": ev.classes, "files": {k: str(v) for k, v in paths.items()}}, indent=2))
         return
     s = ev.summary()
-    typer.echo(f"{run}: {s['videos']} videos, {clips} clip(s) each")
-    typer.echo(f"  top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class accuracy "
-               f"{_pct(s['mean_class_accuracy'])}")
+    typer.echo(f"{run}: {s['videos']} videos, {ev.views} each")
+    typer.echo(f"  video-level ({ev.views}): top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class "
+               f"accuracy {_pct(s['mean_class_accuracy'])}")
+    typer.echo(f"  clip-level (one view): top-1 {_pct(s['clip_top1'])}")
     _print_table([{**r, "accuracy": _pct(r["accuracy"]) if r["videos"] else "-"} for r in ev.per_class()],
                  ["class", "videos", "correct", "accuracy"])
     if paths:
@@ -128,6 +140,8 @@ def predict(
                                                       "folders.")],
     top: Annotated[int, typer.Option(min=1, help="How many classes to show per file.")] = 5,
     clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
+    crops: Annotated[int, typer.Option(min=1, max=3, help="Crops per clip: 1 (centre) or 3 (start, centre, end "
+                                                         "of the long side).")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
 ) -> None:
     """Classify video files directly (no extraction); a bad file gets one error line, the rest go on."""
@@ -135,7 +149,7 @@ def predict(
 
     from vidseq.predict import predict_files
 
-    preds = predict_files(run, videos, top=top, clips=clips)
+    preds = predict_files(run, videos, top=top, clips=clips, crops=crops)
     if json_out:
         typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
     else:
@@ -150,18 +164,42 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write.")],
+    format: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model folder (runs of hf:... "
+                                                         "models), loaded by transformers' from_pretrained.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace DEST if it exists.")] = False,
+) -> None:
+    """Write a trained run in another tool's format: a Hugging Face folder (--format hf) with the run's classes."""
+    from vidseq.export import export_hf
+
+    if format != "hf":
+        raise typer.BadParameter(f"unknown format {format!r}; choose hf", param_hint="'--format'")
+    typer.echo(f"wrote {export_hf(run, dest, overwrite=overwrite)}")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the registered models, each with its options (`vidseq train -o KEY=VALUE`) and their defaults."""
     import inspect
 
-    from vidseq.models import list_models, model_options
+    from vidseq.models import list_models, model_families, model_options, model_recipe
     from vidseq.models._registry import _builder
 
+    for prefix, pattern in model_families().items():
+        doc = (inspect.getdoc(_builder(f"{prefix}:-")) or "").split("\n\n")[0].replace("\n", " ")
+        typer.echo(f"{pattern}: {doc}\n    recipe: read from the checkpoint (frames, size, normalisation)")
     for name in list_models():
         doc = (inspect.getdoc(_builder(name)) or "").split("\n\n")[0].replace("\n", " ")
+        r = model_recipe(name)
+        clip = f"{r.frames} frames x {r.size} px, " if r.frames and r.size else ""
+        crop = f"evaluation crop {r.crop_pct:.3g} of the short side, " if r.crop_pct != 1 else ""
+        recipe = (f"{clip}{crop}mean {list(r.stats.mean)} std {list(r.stats.std)}; lr {r.lr:g}, {r.epochs} epochs"
+                  f" ({r.freeze_epochs} frozen first when pretrained)")
         options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
-        typer.echo(f"{name}: {doc}" + (f"\n    options: {options}" if options else ""))
+        typer.echo(f"{name}: {doc}\n    recipe: {recipe}" + (f"\n    options: {options}" if options else ""))
 
 
 @app.command()

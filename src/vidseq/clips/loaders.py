@@ -17,7 +17,7 @@ from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, pare
 
 from vidseq.clips.cache import ClipCache
 from vidseq.clips.clip import IMAGENET, Stats
-from vidseq.clips.sources import FILES, FrameSource
+from vidseq.clips.sources import FrameSource, frame_source
 from vidseq.clips.transforms import ClipTfm
 from vidseq.datasets import GroupSplitter
 from vidseq.errors import DatasetError, VidseqError, warn_data
@@ -25,12 +25,14 @@ from vidseq.progress import available_cpus
 from vidseq.sampling import DEFAULT_SAMPLER, Pad
 
 
-def batch_tfms(*, normalize: bool = True, device=None, stats: Stats = IMAGENET) -> list:
+def batch_tfms(*, normalize: bool | Stats = True, device=None, stats: Stats = IMAGENET) -> list:
     """The batch transforms: uint8 -> float in [0, 1], then normalisation by `stats` (ImageNet's unless a model
-    asks for others), on the batch's device."""
+    asks for others; `normalize` may give them too), on the batch's device."""
     cuda = device is not None and torch.device(device).type == "cuda"
     tfms = [IntToFloatTensor()]
-    if normalize:
+    if isinstance(normalize, Stats):
+        stats = normalize
+    if normalize is not False:
         tfms.append(Normalize.from_stats(list(stats.mean), list(stats.std), dim=2, ndim=5, cuda=cuda))
     return tfms
 
@@ -70,9 +72,9 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
                            val_idxs: Sequence[int] | None = None, *, labels: Sequence[str] | None = None,
                            vocab: Sequence[str] | None = None, sampler: str = DEFAULT_SAMPLER, pad: Pad = "repeat",
                            step: int = 2, augment: bool = False, flip: bool = False, workers: int | None = None,
-                           device=None, normalize: bool = True, valid_pct: float = 0.2, seed: int = 0,
+                           device=None, normalize: bool | Stats = True, valid_pct: float = 0.2, seed: int = 0,
                            cache: str | Path | None = None, drop_last: bool = True, verbose: bool = True,
-                           **kwargs) -> DataLoaders:
+                           crop_pct: float = 1.0, decode_device: str | None = None, **kwargs) -> DataLoaders:
     """fastai DataLoaders of clips from frame folders or video files: the tutorial's builder, completed.
 
     `files` are instance folders (the tutorial's `<Class>/<video>/` of frames) or video files; their
@@ -80,7 +82,10 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     items; without it, whole UCF-style groups (``_g08_``) go to validation, or a random `valid_pct` when
     the names carry no group. Items with no frames or that cannot be read are reported and left out.
     `cache` names a folder made by `vidseq.clips.build_cache` (``vidseq cache``): its items load from
-    memory instead of being decoded.
+    memory instead of being decoded. `normalize` is True (ImageNet's statistics), False, or a model's own
+    `Stats`; `crop_pct` is the share of the short side that validation clips' centre crop takes.
+    `decode_device` ("cpu" or "cuda") decodes video files with torchcodec there instead of vidseq's own reads;
+    on a GPU the clips are decoded and cropped in the main process (no workers: CUDA stays in one process).
     Extra keyword arguments go to fastai's `DataLoaders` (e.g. `persistent_workers`); fastai's own
     `num_workers` is the same as `workers`. With a CUDA `device`
     batches are pinned by default (`pin_memory=True`), so their copy to the GPU does not stall the host while
@@ -102,7 +107,12 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     if val_idxs is None:
         _, val_idxs = GroupSplitter(valid_pct=valid_pct, seed=seed)(paths)
     valid = set(int(i) for i in val_idxs)
-    source: FrameSource = FILES if cache is None else ClipCache(cache)  # the cache reads the files it lacks
+    source: FrameSource = frame_source(decode_device)
+    if cache is not None:
+        source = ClipCache(cache, fallback=source)  # the cache reads the files it lacks through the file source
+    if decode_device is not None and torch.device(decode_device).type == "cuda":
+        workers = 0
+        kwargs["pin_memory"] = False  # the batches are on the GPU already
     counts, bad = _frame_counts(paths, workers or 1, source)
     keep = [i for i, p in enumerate(paths) if str(p) in counts]
     if not keep:
@@ -118,7 +128,7 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
         raise DatasetError("the training split is empty")
     tfm = ClipTfm(seq_len, image_size, sampler=sampler, pad=pad, step=step, augment=augment, flip=flip,
                   frame_counts=counts, stand_ins={str(p): (item_labels[str(p)], v) for p, v in zip(paths, valid_mask)},
-                  source=source)
+                  source=source, crop_pct=crop_pct)
     dsets = Datasets(paths, tfms=[[tfm], [_Label(item_labels), Categorize(vocab=vocab, sort=False)]], splits=splits)
     bs_valid = kwargs.pop("val_bs", bs)
     kwargs.setdefault("pin_memory", pins_batches(device))

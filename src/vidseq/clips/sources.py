@@ -5,13 +5,19 @@ video files and the clip cache (`vidseq.clips.cache.ClipCache`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
+from vidseq.errors import TruncatedVideoError, VideoError
 from vidseq.io import list_frames, probe, read_folder_frames, read_frames, video_index
+from vidseq.io.torchcodec import check_decode_device, read_frames_torchcodec
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -73,6 +79,38 @@ class FileSource:
             return None
         index = video_index(path)
         return index.keyframes if index.seekable else None
+
+
+class TorchcodecSource(FileSource):
+    """Video files decoded by torchcodec on `device` (an NVIDIA GPU's decoder with "cuda"); frame folders, frame
+    counts and keyframes as `FileSource`. Reads give (T, H, W, 3) uint8 tensors on `device`, so DataLoaders that
+    decode on a GPU run in the main process (CUDA does not cross into worker processes)."""
+
+    def __init__(self, device: str | torch.device = "cuda"):
+        self.device = check_decode_device(device)
+
+    def read(self, path: Path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray | torch.Tensor:
+        path = Path(path)
+        if path.is_dir():
+            return read_folder_frames(path, indices, min_side=min_side)
+        try:
+            return read_frames_torchcodec(path, indices, device=self.device)
+        except TruncatedVideoError:
+            raise
+        except VideoError as e:  # a file torchcodec cannot decode (e.g. an open GOP in MKV): vidseq's own reads
+            log.debug("%s; reading it with PyAV instead", e)
+            return torch.from_numpy(read_frames(path, indices, min_side=min_side)).to(self.device)
+
+    def __getstate__(self):
+        return {"device": str(self.device)}
+
+    def __setstate__(self, state):
+        self.device = torch.device(state["device"])
+
+
+def frame_source(decode_device: str | None = None) -> FrameSource:
+    """The file source for `decode_device`: vidseq's own reads (PyAV) for None, torchcodec on "cpu" or "cuda"."""
+    return FILES if decode_device is None else TorchcodecSource(decode_device)
 
 
 #: The default source of every clip transform.

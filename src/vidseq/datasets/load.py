@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidseq.datasets.annotations import is_mmaction_list, is_ssv2, read_mmaction_list, read_ssv2
 from vidseq.datasets.fetch import DATASETS, dataset_dir
 from vidseq.datasets.items import Item, ItemSet, _stem, group_of, parent_label, scan_tree
 from vidseq.datasets.manifest import read_manifest_csv
@@ -127,8 +128,10 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     """Labelled items of a dataset and their train/validation split.
 
     data: "ucf101" or "hmdb51" (in fastai's data folder), a folder-per-class tree of videos or of frame
-    folders, or a CSV manifest ``path,label[,split]``.
-    split: "auto" (the CSV's split column, else official split 1 when split lists exist, else "group"
+    folders, a CSV manifest ``path,label[,split]``, an MMAction2 list file (with its partner list as the other
+    side) or Something-Something v2's annotations (`vidseq.datasets.annotations`).
+    split: "auto" (the CSV's split column or the annotation files' own split,
+    else official split 1 when split lists exist, else "group"
     when names are UCF-style ``_gNN_``, else "random"), "official" / "official:N" (N in 1..3), "group",
     "random" (stratified by class; warns when groups exist, as near-duplicates then leak), "csv", or "none"
     (no validation items: every item for training, e.g. to cache or extract them all).
@@ -140,12 +143,18 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     root = resolve_data(data)
     csv_valid = None
     missing: list[str] = []
-    if root.is_file():
-        if root.suffix.lower() != ".csv":
-            raise DatasetError(path=root, reason="not a folder or a .csv manifest (path,label[,split])")
-        manifest = read_manifest_csv(root)
+    if root.is_file() or is_ssv2(root):
+        if is_ssv2(root):
+            manifest = read_ssv2(root)
+        elif is_mmaction_list(root):
+            manifest = read_mmaction_list(root)
+        elif root.suffix.lower() == ".csv":
+            manifest = read_manifest_csv(root)
+        else:
+            raise DatasetError(path=root, reason="not a folder, a .csv manifest (path,label[,split]), an MMAction2 "
+                               "list (path label) or Something-Something v2's annotations")
         items, kind, csv_valid, missing = manifest.items, manifest.kind, manifest.is_valid, manifest.missing
-        search = root.parent
+        search = root.parent if root.is_file() else root
     else:
         items, kind = _tree_items(root)
         search = root

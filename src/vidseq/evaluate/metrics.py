@@ -1,5 +1,5 @@
-"""Honest evaluation: top-1, top-5, mean class accuracy, per-class accuracy and the confusion matrix, with K
-clips per video averaged."""
+"""Honest evaluation: top-1, top-5, mean class accuracy, per-class accuracy and the confusion matrix, over K clips
+x 1 or 3 crops per video (video-level), with the single views' accuracy beside it (clip-level)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vidseq.errors import DatasetError, warn_data
-from vidseq.evaluate.inference import predict_paths
+from vidseq.evaluate.inference import view_probs
 from vidseq.runs import Run, load_run
 
 
@@ -21,9 +21,24 @@ class Evaluation:
     classes: list[str]
     paths: list[str]
     targets: np.ndarray  # (N,) class indices
-    probs: np.ndarray  # (N, C) averaged probabilities
+    probs: np.ndarray  # (N, C) probabilities averaged over the views
     clips: int
     errors: dict[str, str]
+    crops: int = 1
+    view_probs: np.ndarray | None = None  # (N, clips x crops, C): each view's probabilities
+
+    @property
+    def views(self) -> str:
+        """The test views, named: e.g. "3 clips x 3 crops"."""
+        return f"{self.clips} clip{'s' if self.clips > 1 else ''} x {self.crops} crop{'s' if self.crops > 1 else ''}"
+
+    @property
+    def clip_top1(self) -> float:
+        """Clip-level top-1: the share of single views (one clip through one crop) whose top class is right — the
+        number a training log shows; `top1` is video-level, over all the views."""
+        if self.view_probs is None:
+            return self.top1
+        return float((self.view_probs.argmax(-1) == self.targets[:, None]).mean())
 
     @property
     def preds(self) -> np.ndarray:
@@ -62,13 +77,16 @@ class Evaluation:
         return float(np.mean(accs)) if accs else float("nan")
 
     def summary(self) -> dict:
-        return {"videos": len(self.paths), "clips": self.clips, "top1": self.top1, "top5": self.top5,
+        return {"videos": len(self.paths), "clips": self.clips, "crops": self.crops, "views": self.views,
+                "top1": self.top1, "clip_top1": self.clip_top1, "top5": self.top5,
                 "mean_class_accuracy": self.mean_class_accuracy, "unreadable": len(self.errors)}
 
 
 def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split: str | None = None, clips: int = 1,
-                 bs: int = 16, workers: int = 0, device: str | torch.device | None = None) -> Evaluation:
-    """Evaluate a run on the validation side of `data` (default: the data and split it was trained on)."""
+                 crops: int = 1, bs: int = 16, workers: int = 0,
+                 device: str | torch.device | None = None) -> Evaluation:
+    """Evaluate a run on the validation side of `data` (default: the data and split it was trained on), each video
+    seen through `clips` clips x `crops` crops (1 or 3), their probabilities averaged."""
     from vidseq.datasets import load_items
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -83,7 +101,8 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
     unknown = sorted({it.label for it in items} - set(index))
     if unknown:
         raise DatasetError(path=source, reason=f"classes the run does not know: {', '.join(unknown[:5])}")
-    probs, errors = predict_paths(run, [it.path for it in items], clips=clips, bs=bs, workers=workers, device=device)
+    views, errors = view_probs(run, [it.path for it in items], clips=clips, crops=crops, bs=bs, workers=workers,
+                               device=device)
     keep = [i for i in range(len(items)) if i not in errors]
     if not keep:
         raise DatasetError(path=source, reason=f"none of the {len(items)} validation items could be read (e.g. "
@@ -91,5 +110,6 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
     if errors:
         warn_data(f"{len(errors)} item(s) could not be read and are left out, e.g. {next(iter(errors.values()))}")
     return Evaluation(classes=list(run.classes), paths=[str(items[i].path) for i in keep],
-                      targets=np.array([index[items[i].label] for i in keep]), probs=probs[keep], clips=clips,
+                      targets=np.array([index[items[i].label] for i in keep]), probs=views[keep].mean(1),
+                      clips=clips, crops=crops, view_probs=views[keep],
                       errors={str(items[i].path): e for i, e in errors.items()})

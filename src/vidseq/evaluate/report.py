@@ -50,7 +50,7 @@ def plot_confusion(ev: Evaluation, path: Path | None = None):
                 if m[i, j]:
                     ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(f"confusion ({ev.clips} clip{'s' if ev.clips > 1 else ''} per video)")
+    ax.set_title(f"confusion ({ev.views} per video)")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=90)
@@ -141,9 +141,10 @@ def _html(run: Run, ev: Evaluation, confusion: str, imgs: dict, history: str | N
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;"
         "font-size:13px}img{max-width:100%}.big{font-size:20px}</style></head><body>",
         f"<h1>{html.escape(cfg['model']['name'])} on {html.escape(str(cfg['data']['source']))}</h1>",
-        f"<p class='big'>top-1 <b>{s['top1']:.1%}</b> &middot; top-5 <b>{s['top5']:.1%}</b> &middot; "
-        f"mean class accuracy <b>{s['mean_class_accuracy']:.1%}</b></p>",
-        f"<p>{s['videos']} validation videos ({html.escape(cfg['data']['split'])} split), {ev.clips} clip(s) per video"
+        f"<p class='big'>video-level ({ev.views}): top-1 <b>{s['top1']:.1%}</b> &middot; top-5 "
+        f"<b>{s['top5']:.1%}</b> &middot; mean class accuracy <b>{s['mean_class_accuracy']:.1%}</b></p>",
+        f"<p class='big'>clip-level (one view, as in the training log): top-1 <b>{s['clip_top1']:.1%}</b></p>",
+        f"<p>{s['videos']} validation videos ({html.escape(cfg['data']['split'])} split), {ev.views} per video"
         f"{', ' + str(s['unreadable']) + ' unreadable' if s['unreadable'] else ''}.</p>",
         "<h2>Training</h2>", img(history) if history else "<p>no history</p>", _table(metrics),
         "<h2>Confusion matrix</h2>", img(confusion),

@@ -22,19 +22,77 @@ class Recipe:
     """How a model trains without tuning, and what its input is normalised with.
 
     Pretrained backbones are fine-tuned (`freeze_epochs` frozen, then `epochs` unfrozen); models from scratch
-    run one cycle of `epochs`. `stats` are the per-channel statistics of the model's input.
+    run one cycle of `epochs`. `stats` are the per-channel statistics of the model's input. A model made for one
+    clip shape (a checkpoint's) gives its `frames` per clip and its `size` (square crop), and `crop_pct`, the
+    crop's share of the short side at evaluation (e.g. 112 / 128 for torchvision's Kinetics weights); training
+    takes them as defaults. With `bs`, `lr` is for that batch size and scales with the batch (the linear scaling
+    rule); with `layer_decay`, the unfrozen phase gives the model's parameter groups (input side first, one per
+    block, the head last) rates falling by that factor from the head down, as BEiT and VideoMAE fine-tune.
     """
 
     lr: float = 1e-3
     epochs: int = 8
     freeze_epochs: int = 1
     stats: Stats = IMAGENET
+    frames: int | None = None
+    size: int | None = None
+    crop_pct: float = 1.0
+    bs: int | None = None  # the batch size `lr` is meant for: another batch scales it linearly (Goyal et al.)
+    layer_decay: float | None = None  # after the frozen epochs, each block's rate is this x the next one's
+
+    def lr_for(self, bs: int) -> float:
+        """The learning rate for batches of `bs` clips."""
+        return self.lr * bs / self.bs if self.bs else self.lr
 
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _RECIPES: dict[str, Recipe] = {}
 _UNAVAILABLE: dict[str, str] = {}  # optional models whose extra is not installed: name -> what to do
 _COMMON = ("n_classes", "seq_len", "image_size", "backbone", "pretrained")
+
+
+@dataclass(frozen=True)
+class Family:
+    """Models named ``<prefix>:<ref>`` (e.g. ``hf:MCG-NJU/videomae-base``): one builder taking the `ref`, and the
+    recipe of each checkpoint, read from the checkpoint itself."""
+
+    builder: Callable[..., nn.Module]
+    recipe: Callable[[str], Recipe]
+    pattern: str  # how `vidseq models` shows the names, e.g. "hf:<hub id or folder>"
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(prefix: str, builder: Callable[..., nn.Module], recipe: Callable[[str], Recipe], *,
+                    pattern: str) -> None:
+    """Register the models named ``prefix:<ref>``: `builder(n_classes, *, ref, seq_len, ...)` builds one, and
+    `recipe(ref)` gives its training recipe and input (read from the checkpoint)."""
+    _FAMILIES[prefix] = Family(builder, recipe, pattern)
+
+
+def model_families() -> dict[str, str]:
+    """The registered families of names: prefix -> how their names look."""
+    return {k: f.pattern for k, f in _FAMILIES.items()}
+
+
+def _family(name: str) -> tuple[Family, str] | None:
+    """The family of `name` and its ref, for a name ``prefix:ref``; None for a registered model's name."""
+    prefix, sep, ref = name.partition(":")
+    if not sep or prefix not in _FAMILIES:
+        return None
+    if not ref:
+        raise ModelError(f"model {name!r} names no checkpoint: give {_FAMILIES[prefix].pattern}")
+    return _FAMILIES[prefix], ref
+
+
+def _patterns() -> list[str]:
+    return [f.pattern for f in _FAMILIES.values()]
+
+
+def is_model(name: str) -> bool:
+    """Whether `name` is a registered model or a name of a registered family (``hf:...``)."""
+    return name in _MODELS or _family(name) is not None
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, recipe: Recipe | None = None):
@@ -59,9 +117,21 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, recipe: Recipe
 
 
 def model_recipe(name: str) -> Recipe:
-    """The training recipe and input normalisation model `name` registered."""
+    """The training recipe and input normalisation model `name` registered (for a family's name, its
+    checkpoint's)."""
+    family = _family(name)
+    if family is not None:
+        return family[0].recipe(family[1])
     _builder(name)
     return _RECIPES[name]
+
+
+def input_stats(name: str, backbone: str | None = None) -> Stats:
+    """The statistics model `name`'s input is normalised with: a timm backbone's own where it has one (its
+    weights' mean and std), else the model's recipe's."""
+    from vidseq.models.backbones import backbone_stats
+
+    return backbone_stats(backbone) or model_recipe(name).stats
 
 
 def register_unavailable(name: str, hint: str) -> None:
@@ -77,7 +147,7 @@ def list_models() -> list[str]:
 def model_options(name: str) -> dict[str, Any]:
     """The options (keyword arguments past the common ones) of model `name`, with their defaults."""
     fn = _builder(name)
-    return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in _COMMON}
+    return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.name not in (*_COMMON, "ref")}
 
 
 def _option_hints(fn: Callable[..., nn.Module]) -> dict[str, Any]:
@@ -111,10 +181,13 @@ def _check_option(model: str, key: str, value: Any, hint: Any) -> None:
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
+    family = _family(name)
+    if family is not None:
+        return family[0].builder
     if name not in _MODELS and name in _UNAVAILABLE:
         raise ModelError(f"model {name} is not available here: {_UNAVAILABLE[name]}")
     if name not in _MODELS:
-        raise ModelError(f"unknown model {name!r}: choose one of {', '.join(list_models())}")
+        raise ModelError(f"unknown model {name!r}: choose one of {', '.join(list_models() + list(_patterns()))}")
     return _MODELS[name]
 
 
@@ -168,9 +241,12 @@ def create_model(
     hints = _option_hints(fn)
     for key, value in kwargs.items():
         _check_option(name, key, value, hints.get(key))
+    family = _family(name)
+    extra = {"ref": family[1]} if family is not None else {}
     model = fn(n_classes, seq_len=seq_len, image_size=tuple(size), backbone=backbone, pretrained=pretrained,
-               **kwargs)
+               **extra, **kwargs)
     config["backbone"] = getattr(model, "backbone_name", backbone)
+    config.update(getattr(model, "rebuild_options", {}))  # what rebuilds it without its source (e.g. a config)
     model.vidseq_config = config
     return model
 
@@ -210,5 +286,6 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["Recipe", "create_model", "list_models", "model_options", "model_recipe", "param_count", "register_model",
+__all__ = ["Family", "Recipe", "create_model", "input_stats", "is_model", "list_models", "model_families",
+           "model_options", "model_recipe", "param_count", "register_family", "register_model",
            "register_unavailable", "splitter", "unwrap"]

@@ -12,6 +12,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidseq.clips.clip import Stats
 from vidseq.errors import ModelError
 from vidseq.models.weights import (
     Pretrained,
@@ -92,6 +93,22 @@ def _timm_body(name: str, pretrained: Pretrained, image_size: tuple[int, int]) -
         fit_state_dict(net, read_state_dict(path), source=str(path), what=f"timm {name}",
                      skip=tuple(f"{c}." for c in classifier))
     return TimmFeatures(net)
+
+
+def backbone_stats(name: str | None) -> Stats | None:
+    """The input statistics backbone `name`'s weights were trained with: a timm model's own (its pretrained
+    config's mean and std, e.g. 0.5 for many ViTs), None for torchvision's (ImageNet's, the model's recipe)."""
+    if not name or not name.startswith("timm/"):
+        return None
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(name[len("timm/"):])
+    except (RuntimeError, ValueError, KeyError):
+        return None
+    if cfg is None or not cfg.mean or not cfg.std:
+        return None
+    return Stats(tuple(float(v) for v in cfg.mean), tuple(float(v) for v in cfg.std))
 
 
 def create_backbone(name: str | None, *, pretrained: Pretrained, image_size: tuple[int, int]) -> Backbone:

@@ -37,10 +37,18 @@ class TrainConfig:
     device: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     sync_bn: bool = False
+    decode_device: str | None = None  # None: vidseq's reads (PyAV); "cpu" or "cuda": torchcodec there
+    log: str | None = None  # experiment tracking: "tensorboard" or "wandb"
     verbose: bool = True
     #: the settings the user gave explicitly (the command line fills it in); None: those that differ from
     #: the defaults. A resumed run refuses a given setting that differs from the run's own.
     given: frozenset[str] | None = None
+
+    def is_given(self, name: str) -> bool:
+        """Whether setting `name` was given: named in `given`, or (without it) set to other than its default."""
+        if self.given is not None:
+            return name in self.given
+        return getattr(self, name) != getattr(TrainConfig(data=""), name)
 
 
 #: What `vidseq evaluate` writes into a run folder: a new training run in that folder removes them.

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import math
 import shutil
 import sys
@@ -26,7 +28,7 @@ from vidseq.clips import build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
 from vidseq.errors import DatasetError, VidseqError, warn_data
 from vidseq.files import output_folder
-from vidseq.models import create_model, list_models, model_recipe, splitter, unwrap
+from vidseq.models import Recipe, create_model, input_stats, is_model, model_recipe, splitter, unwrap
 from vidseq.runs import (
     CHECKPOINT,
     CONFIG,
@@ -50,10 +52,15 @@ from vidseq.train.config import TrainConfig, TrainResult
 from vidseq.train.distributed import is_rank0, on_rank0, rank0_first, rank_info, setup, sync_batchnorm
 from vidseq.train.optim import adamw, pick_device, resolve_precision, top5_for
 from vidseq.train.resume import resume_state, resumed_config
+from vidseq.train.tracking import check_tracker, log_summary, tracking_callbacks
+
+log = logging.getLogger(__name__)
 
 
-def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: Path | None = None):
-    """The run's DataLoaders: items and split from `itemset`, clip settings from `cfg`."""
+def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: Path | None = None,
+                      recipe: Recipe = Recipe()):
+    """The run's DataLoaders: items and split from `itemset`, clip settings from `cfg`, the input statistics
+    and evaluation crop from the model's `recipe`."""
 
     verbose = cfg.verbose and is_rank0()
     cache = None
@@ -64,7 +71,8 @@ def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: P
                                                 size=round(cfg.size * 1.15), workers=cfg.workers, progress=verbose))
     return dataloaders_from_items(itemset, bs=cfg.bs, image_size=cfg.size, seq_len=cfg.frames, sampler=cfg.sampler,
                                   augment=cfg.augment, flip=cfg.flip, workers=loader_workers(cfg.workers, device),
-                                  device=device, seed=cfg.seed, cache=cache, verbose=verbose)
+                                  device=device, seed=cfg.seed, cache=cache, verbose=verbose,
+                                  normalize=recipe.stats, crop_pct=recipe.crop_pct, decode_device=cfg.decode_device)
 
 
 def loader_workers(workers: int | None, device: torch.device) -> int:
@@ -82,13 +90,28 @@ def loader_workers(workers: int | None, device: torch.device) -> int:
     return 0 if cores <= 4 else cores // 4
 
 
+def default_run_folder(model: str) -> Path:
+    """runs/MODEL; for a family's model (hf:org/name or hf:path/to/folder) runs/hf-name."""
+    prefix, sep, ref = model.partition(":")
+    return Path("runs") / (f"{prefix}-{Path(ref.rstrip('/')).name}" if sep else model)
+
+
+def native_clip(cfg: TrainConfig, recipe: Recipe) -> TrainConfig:
+    """`cfg` with the clip shape a model was made for (a checkpoint's frames and size) where not given."""
+    native = {k: v for k, v in (("frames", recipe.frames), ("size", recipe.size)) if v and not cfg.is_given(k)}
+    if native:
+        log.info("%s takes clips of %s", cfg.model, ", ".join(f"{k} {v}" for k, v in native.items()))
+    return dataclasses.replace(cfg, **native)
+
+
 def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[str, Any]) -> RunConfig:
     """What the run's ``config.json`` records: the model, classes, data, clip settings and schedule."""
     return RunConfig(
         model=unwrap(model).vidseq_config, classes=list(itemset.classes),
         data=DataConfig(source=data_source(cfg.data), root=str(Path(itemset.root).resolve()), kind=itemset.kind,
                         split=itemset.split, train=len(itemset.train_items()), valid=len(itemset.valid_items())),
-        clip=ClipConfig(frames=cfg.frames, size=cfg.size, sampler=cfg.sampler, normalize=recipe["stats"]),
+        clip=ClipConfig(frames=cfg.frames, size=cfg.size, sampler=cfg.sampler, normalize=recipe["stats"],
+                        crop_pct=recipe["crop_pct"]),
         train=TrainSettings(bs=cfg.bs, epochs=recipe["epochs"], freeze_epochs=recipe["freeze_epochs"],
                             lr=recipe["lr"], precision=recipe["precision"], pretrained=cfg.pretrained,
                             augment=cfg.augment, flip=cfg.flip, seed=cfg.seed, compile=cfg.compile),
@@ -100,8 +123,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     from fastai.torch_core import set_seed
 
 
-    if cfg.model not in list_models():
-        raise VidseqError(f"unknown model {cfg.model!r}; choose one of {', '.join(list_models())}")
+    if not is_model(cfg.model):
+        model_recipe(cfg.model)  # the registry's one line: unknown, or an optional model not installed
+    check_tracker(cfg.log)
     device = pick_device(cfg.device)
     dist = rank_info()
     if dist.world_size > 1 and device.type == "cuda":
@@ -112,12 +136,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     precision = resolve_precision(cfg.precision, device)
     if isinstance(cfg.lr, float) and not 0 < cfg.lr < math.inf:
         raise VidseqError(f"learning rate must be positive, got {cfg.lr}")
-    run = Path(cfg.out or f"runs/{cfg.model}")
+    run = Path(cfg.out) if cfg.out else default_run_folder(cfg.model)
     if cfg.resume:
         saved, done = resume_state(run)
         cfg = resumed_config(cfg, saved)
     else:
         saved, done = None, 0
+        cfg = native_clip(cfg, model_recipe(cfg.model))
     set_seed(cfg.seed)
     itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
     if len(itemset.classes) < 2:
@@ -134,9 +159,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         "epochs": cfg.epochs if cfg.epochs is not None else base.epochs,
         "freeze_epochs": 0 if from_scratch else (cfg.freeze_epochs if cfg.freeze_epochs is not None
                                                   else base.freeze_epochs),
-        "lr": cfg.lr if isinstance(cfg.lr, float) else base.lr,
+        "lr": cfg.lr if isinstance(cfg.lr, float) else base.lr_for(cfg.bs),
+        "layer_decay": base.layer_decay,
         "precision": precision,
-        "stats": base.stats,
+        "stats": input_stats(cfg.model, cfg.backbone),
+        "crop_pct": base.crop_pct,
     }
     if saved is not None:  # a resumed run keeps its own schedule
         recipe.update(epochs=saved.train.epochs, freeze_epochs=saved.train.freeze_epochs, lr=saved.train.lr)
@@ -153,7 +180,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             shutil.rmtree(run / CHECKPOINT, ignore_errors=True)
             for stale in (METRICS, *EVALUATION_FILES):
                 (run / stale).unlink(missing_ok=True)
-    dls = build_dataloaders(cfg, itemset, device=device, run=run)
+    dls = build_dataloaders(cfg, itemset, device=device, run=run,
+                            recipe=Recipe(stats=recipe["stats"], crop_pct=recipe["crop_pct"]))
     if cfg.sync_bn and dist.world_size > 1:
         model = sync_batchnorm(model, device)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5_for(len(itemset.classes))],
@@ -173,6 +201,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     config = run_config(cfg, model, itemset, recipe)
     if is_rank0():
         write_config(run, config)
+        learn.add_cbs(tracking_callbacks(cfg.log, run, name=run.name, config=config.to_dict()))
     if cfg.compile:
         learn.model = torch.compile(learn.model)
 
@@ -188,6 +217,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if is_rank0():
         plot_history(run)
         save_weights(learn.model, run / WEIGHTS)
+        log_summary(cfg.log, run, learn, list(itemset.classes), step=total)
     return TrainResult(run, metrics, total, seconds)
 
 
@@ -217,6 +247,8 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
             learn.unfreeze()
             lrs = slice(lr / 2 / 100, lr / 2)
             div = 5.0
+            if recipe.get("layer_decay"):  # group i of n: lr x decay^(n-1-i), fastai's geometric spread
+                lrs = slice(lr * recipe["layer_decay"] ** (len(learn.opt.param_lists) - 1), lr)
         else:
             learn.create_opt()
             lrs, div = lr, 25.0

@@ -51,9 +51,8 @@ def resumed_config(cfg: TrainConfig, saved: RunConfig) -> TrainConfig:
             "backbone": model.get("backbone")}
     options = {k: v for k, v in model.items() if k not in ("name", "n_classes", "seq_len", "image_size", "backbone")}
     checked = {**ours, "lr": train.lr, "epochs": train.epochs}
-    defaults = TrainConfig(data="")
-    given = cfg.given if cfg.given is not None else {  # the precision is kept resolved: "auto" never clashes
-        k for k in checked if k != "precision" and getattr(cfg, k) != getattr(defaults, k)}
+    # the precision is kept resolved: "auto" never clashes
+    given = {k for k in checked if cfg.is_given(k) and (cfg.given is not None or k != "precision")}
     differ = {k: getattr(cfg, k) for k, v in checked.items() if k in given and getattr(cfg, k) != v}
     clash = [f"{{{k}}} (the run's: {checked[k]})" for k in differ]
     clash += [f"model option {k}={v!r} (the run's: {options.get(k)!r})" for k, v in cfg.model_kwargs.items()
