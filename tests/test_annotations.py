@@ -60,15 +60,16 @@ def test_mmaction2_rawframe_lists_and_numbered_labels(data, tmp_path):
 
 
 @pytest.mark.parametrize("line,message", [
-    ("a.avi", r"train\.txt:2: expected 'path label'"),
-    ("a.avi one", r"train\.txt:2: expected 'path label'"),
+    ("a.avi", r"train\.txt:2: expected 'path label"),
+    ("a.avi one", r"train\.txt:2: expected 'path label"),
     ("{video} 7", r"train\.txt:2: label 7, but the label map has 2 classes"),
-    ("{video} 3 0", r"train\.txt:2: .* is not a frame folder"),
+    ("{text} 0", r"train\.txt:2: .* is neither a video nor a frame folder"),
 ])
 def test_a_bad_list_line_is_one_error_naming_file_and_line(data, tmp_path, capsys, line, message):
     video = videos_of(data)[0]
     (tmp_path / "label_map.txt").write_text("MoveLeft\nMoveRight\n")
-    (tmp_path / "train.txt").write_text(f"{video} 0\n{line.format(video=video)}\n")
+    (tmp_path / "notes.txt").write_text("not a video")
+    (tmp_path / "train.txt").write_text(f"{video} 0\n{line.format(video=video, text=tmp_path / 'notes.txt')}\n")
     with pytest.raises(DatasetError, match=message):
         load_items(tmp_path / "train.txt")
     assert main(["info", str(tmp_path / "train.txt")]) == 2
@@ -115,3 +116,13 @@ def test_something_something_v2_with_an_unknown_template_is_one_error(data, tmp_
     (tmp_path / "annotations" / "something-something-v2-train.json").write_text(json.dumps(entries["train"]))
     with pytest.raises(DatasetError, match=r"train\.json: entry 1 \(\d+\): class 'Juggling something' is not in"):
         load_items(tmp_path / "annotations")
+
+
+def test_an_mmaction2_line_with_several_labels_is_a_multi_label_item(data, tmp_path):
+    vids = videos_of(data)
+    (tmp_path / "label_map.txt").write_text("MoveLeft\nMoveRight\n")
+    (tmp_path / "train.txt").write_text("".join(f"{v} 0 1\n" if i % 3 == 0 else f"{v} {i % 2}\n"
+                                                for i, v in enumerate(vids)))
+    items = load_items(tmp_path / "train.txt", split="random")
+    assert items.multi_label and items.classes == ["MoveLeft", "MoveRight"]
+    assert items.items[0].label == "MoveLeft;MoveRight"

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vidseq"
 STAGES = [
     {"vidseq", "vidseq.errors", "vidseq.files", "vidseq.progress"},
     {"vidseq.io"},
-    {"vidseq.sampling", "vidseq.datasets", "vidseq.extract"},
+    {"vidseq.sampling", "vidseq.scores", "vidseq.datasets", "vidseq.extract"},
     {"vidseq.clips"},
     {"vidseq.models"},
     {"vidseq.runs"},

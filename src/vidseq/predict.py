@@ -28,11 +28,13 @@ class Prediction:
     path: str
     top: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
+    labels: list[str] | None = None  # a multi-label run's prediction: every class above its threshold
 
     def to_dict(self) -> dict:
         if self.error:
             return {"path": self.path, "error": self.error}
-        return {"path": self.path, "top": [{"label": c, "probability": p} for c, p in self.top]}
+        out = {"path": self.path, "top": [{"label": c, "probability": p} for c, p in self.top]}
+        return out if self.labels is None else {**out, "labels": self.labels}
 
 
 def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: int = 5, clips: int = 1, crops: int = 1,
@@ -69,5 +71,10 @@ def predict_files(run: str | Path | Run, files: Sequence[str | Path], *, top: in
                 out[i] = Prediction(str(files[i]), error=errors[j])
                 continue
             order = np.argsort(-probs[j])[:k]
-            out[i] = Prediction(str(files[i]), top=[(run.classes[c], float(probs[j, c])) for c in order])
+            labels = None
+            if run.config.multi_label:
+                threshold = run.config.threshold if run.config.threshold is not None else 0.5
+                labels = [run.classes[c] for c in np.argsort(-probs[j]) if probs[j, c] > threshold]
+            out[i] = Prediction(str(files[i]), top=[(run.classes[c], float(probs[j, c])) for c in order],
+                                labels=labels)
     return [p for p in out if p is not None]

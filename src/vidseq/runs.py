@@ -134,7 +134,7 @@ def load_optimizer(opt, path: Path, device) -> None:
 
 
 #: Version of the config.json layout. 1: the first layout (runs before the version was written read as 1).
-FORMAT = 1
+FORMAT = 2  # 2: ClipConfig.crop_pct, multi_label and threshold, torchvision's video networks as they are
 
 
 @dataclass
@@ -189,6 +189,8 @@ class RunConfig:
     train: TrainSettings
     versions: dict[str, str] = field(default_factory=dict)
     format: int = FORMAT
+    multi_label: bool = False  # sigmoid outputs, several classes per item
+    threshold: float | None = None  # multi-label: a class is predicted above it (chosen on the validation set)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -215,7 +217,7 @@ class RunConfig:
             train = d.get("train") or {}
             return cls(model=dict(d["model"]), classes=list(d["classes"]), data=DataConfig(**d["data"]),
                        clip=ClipConfig(**clip), train=TrainSettings(**train), versions=dict(d.get("versions", {})),
-                       format=FORMAT)
+                       format=FORMAT, multi_label=bool(d.get("multi_label", False)), threshold=d.get("threshold"))
         except (TypeError, KeyError, ValueError) as e:
             raise ModelError(path=source, reason=f"settings that vidseq does not know or lacks ({e})") from None
 
@@ -304,7 +306,8 @@ def read_metrics(run: str | Path) -> list[dict[str, str]]:
 
 
 def plot_history(run: str | Path) -> Path | None:
-    """``history.png``: train and validation loss, and accuracy, per epoch (None before the first epoch)."""
+    """``history.png``: train and validation loss, and accuracy (mAP for multi-label runs), per epoch (None before
+    the first epoch)."""
     from matplotlib.figure import Figure
 
     rows = read_metrics(run)
@@ -319,12 +322,12 @@ def plot_history(run: str | Path) -> Path | None:
     a.set_xlabel("epoch")
     a.set_title("loss")
     a.legend()
-    for key in ("accuracy", "top5"):
-        if key in rows[0]:
-            b.plot(ep, [float(r[key]) for r in rows], "-o", label=key)
+    scores = [k for k in ("accuracy", "top5", "mAP", "accuracy_multi") if k in rows[0]]
+    for key in scores:
+        b.plot(ep, [float(r[key]) for r in rows], "-o", label=key)
     b.set_xlabel("epoch")
     b.set_ylim(0, 1.02)
-    b.set_title("validation accuracy")
+    b.set_title("validation mAP" if "mAP" in scores else "validation accuracy")
     b.legend()
     fig.tight_layout()
     out = Path(run) / "history.png"

@@ -23,6 +23,9 @@ def synth(
     frames: Annotated[int | None, typer.Option(help="Frames per clip.")] = None,
     size: Annotated[str | None, typer.Option(help="Frame size WIDTHxHEIGHT, even numbers.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same dataset.")] = None,
+    multi_label: Annotated[bool, typer.Option("--multi-label", help="A multi-label dataset instead: two panels a "
+                                              "clip, each a motion (one label) or still, in DEST/labels.csv "
+                                              "(2-6 classes).")] = False,
 ) -> None:
     """Write a small UCF101-shaped dataset of motion classes (no download).
 
@@ -32,6 +35,7 @@ def synth(
     import dataclasses
 
     from vidseq.datasets.synth import PRESETS, make_synth
+    from vidseq.datasets.synth_multilabel import MULTI_MOTIONS, make_multilabel_synth
 
     if preset not in PRESETS:
         raise VidseqError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -39,10 +43,20 @@ def synth(
                if v is not None}
     if size is not None:
         changes["width"], changes["height"] = _size(size)
+    if multi_label and classes is None:
+        changes["classes"] = min(PRESETS[preset].classes, len(MULTI_MOTIONS))
     try:
         cfg = dataclasses.replace(PRESETS[preset], **changes)
+        if multi_label:
+            result = make_multilabel_synth(dest, cfg, progress=sys.stderr.isatty())
     except ValueError as e:
         raise VidseqError(str(e)) from None
+    if multi_label:
+        typer.echo(f"wrote {result.videos} videos ({result.frames} frames, {cfg.width}x{cfg.height}, two panels) "
+                   f"with one or two of {len(result.classes)} labels to {result.root}/videos")
+        typer.echo(f"  classes: {', '.join(result.classes)}")
+        typer.echo(f"  labels: {result.root}/labels.csv (train {result.train}, valid {result.test})")
+        return
     result = make_synth(dest, cfg, progress=sys.stderr.isatty())
     typer.echo(f"wrote {result.videos} videos ({result.frames} frames, {cfg.width}x{cfg.height}) of "
                f"{len(result.classes)} classes to {result.root}/videos")

@@ -90,10 +90,10 @@ def train(
     if is_rank0():
         m = result.metrics
         typer.echo(f"run: {result.run}")
-        _print_table([{"model": model, "epochs": result.epochs, "valid_loss": f"{m['valid_loss']:.4f}",
-                       "accuracy": _pct(m["accuracy"]), "top5": _pct(m["top5"]),
-                       "time": f"{result.seconds:.0f}s"}],
-                     ["model", "epochs", "valid_loss", "accuracy", "top5", "time"])
+        scores = ({"mAP": _pct(m["mAP"]), "accuracy_multi": _pct(m["accuracy_multi"])} if "mAP" in m else
+                  {"accuracy": _pct(m["accuracy"]), "top5": _pct(m["top5"])})
+        _print_table([{"model": model, "epochs": result.epochs, "valid_loss": f"{m['valid_loss']:.4f}", **scores,
+                       "time": f"{result.seconds:.0f}s"}], ["model", "epochs", "valid_loss", *scores, "time"])
 
 
 @app.command()
@@ -112,23 +112,31 @@ def evaluate(
     """Top-1, top-5, mean class accuracy, per-class accuracy and confusion matrix of a run; writes its report."""
     import json
 
-    from vidseq.evaluate import evaluate_run, write_report
+    from vidseq.evaluate import MultiLabelEvaluation, evaluate_run, write_report
     from vidseq.runs import load_run
 
     loaded = load_run(run)
     ev = evaluate_run(loaded, data=data, split=split, clips=clips, crops=crops, bs=bs, workers=workers)
     paths = write_report(loaded, ev) if report else {}
     if json_out:
-        typer.echo(json.dumps({**ev.summary(), "per_class": ev.per_class(), "confusion": ev.confusion.tolist(),
-                               "classes": ev.classes, "files": {k: str(v) for k, v in paths.items()}}, indent=2))
+        confusion = {} if isinstance(ev, MultiLabelEvaluation) else {"confusion": ev.confusion.tolist()}
+        typer.echo(json.dumps({**ev.summary(), "per_class": ev.per_class(), **confusion, "classes": ev.classes,
+                               "files": {k: str(v) for k, v in paths.items()}}, indent=2))
         return
     s = ev.summary()
     typer.echo(f"{run}: {s['videos']} videos, {ev.views} each")
-    typer.echo(f"  video-level ({ev.views}): top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class "
-               f"accuracy {_pct(s['mean_class_accuracy'])}")
-    typer.echo(f"  clip-level (one view): top-1 {_pct(s['clip_top1'])}")
-    _print_table([{**r, "accuracy": _pct(r["accuracy"]) if r["videos"] else "-"} for r in ev.per_class()],
-                 ["class", "videos", "correct", "accuracy"])
+    if s.get("multi_label"):
+        typer.echo(f"  video-level ({ev.views}): mAP {_pct(s['mAP'])}   exact match {_pct(s['exact_match'])} at "
+                   f"the threshold {s['threshold']:.3f}")
+        typer.echo(f"  clip-level (one view): mAP {_pct(s['clip_mAP'])}")
+        _print_table([{**r, "ap": _pct(r["ap"]) if r["videos"] else "-"} for r in ev.per_class()],
+                     ["class", "videos", "predicted", "ap"])
+    else:
+        typer.echo(f"  video-level ({ev.views}): top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class "
+                   f"accuracy {_pct(s['mean_class_accuracy'])}")
+        typer.echo(f"  clip-level (one view): top-1 {_pct(s['clip_top1'])}")
+        _print_table([{**r, "accuracy": _pct(r["accuracy"]) if r["videos"] else "-"} for r in ev.per_class()],
+                     ["class", "videos", "correct", "accuracy"])
     if paths:
         typer.echo(f"report: {paths['report']}")
 
@@ -157,7 +165,7 @@ def predict(
             if p.error:
                 typer.echo(f"vidseq: error: {p.error}", err=True)
                 continue
-            typer.echo(p.path)
+            typer.echo(p.path if p.labels is None else f"{p.path}: {', '.join(p.labels) or 'no label'}")
             for label, prob in p.top:
                 typer.echo(f"  {prob:6.1%}  {label}")
     if all(p.error for p in preds):

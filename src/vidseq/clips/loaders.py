@@ -13,16 +13,26 @@ from pathlib import Path
 import torch
 from fastai.data.block import TransformBlock
 from fastai.data.core import DataLoaders, Datasets
-from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, parent_label
+from fastai.data.transforms import (
+    Categorize,
+    IntToFloatTensor,
+    MultiCategorize,
+    Normalize,
+    OneHotEncode,
+    parent_label,
+)
 
 from vidseq.clips.cache import ClipCache
 from vidseq.clips.clip import IMAGENET, Stats
 from vidseq.clips.sources import FrameSource, frame_source
 from vidseq.clips.transforms import ClipTfm
-from vidseq.datasets import GroupSplitter
+from vidseq.datasets import GroupSplitter, label_set
 from vidseq.errors import DatasetError, VidseqError, warn_data
 from vidseq.progress import available_cpus
 from vidseq.sampling import DEFAULT_SAMPLER, Pad
+
+#: the area share of training crops: the default, and multi-label data's (a label may lie anywhere in the frame)
+DEFAULT_SCALE, MULTI_LABEL_SCALE = (0.45, 1.0), (0.8, 1.0)
 
 
 def batch_tfms(*, normalize: bool | Stats = True, device=None, stats: Stats = IMAGENET) -> list:
@@ -74,7 +84,8 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
                            step: int = 2, augment: bool = False, flip: bool = False, workers: int | None = None,
                            device=None, normalize: bool | Stats = True, valid_pct: float = 0.2, seed: int = 0,
                            cache: str | Path | None = None, drop_last: bool = True, verbose: bool = True,
-                           crop_pct: float = 1.0, decode_device: str | None = None, **kwargs) -> DataLoaders:
+                           crop_pct: float = 1.0, decode_device: str | None = None, multi_label: bool = False,
+                           scale: tuple[float, float] | None = None, **kwargs) -> DataLoaders:
     """fastai DataLoaders of clips from frame folders or video files: the tutorial's builder, completed.
 
     `files` are instance folders (the tutorial's `<Class>/<video>/` of frames) or video files; their
@@ -84,8 +95,11 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     `cache` names a folder made by `vidseq.clips.build_cache` (``vidseq cache``): its items load from
     memory instead of being decoded. `normalize` is True (ImageNet's statistics), False, or a model's own
     `Stats`; `crop_pct` is the share of the short side that validation clips' centre crop takes.
-    `decode_device` ("cpu" or "cuda") decodes video files with torchcodec there instead of vidseq's own reads;
-    on a GPU the clips are decoded and cropped in the main process (no workers: CUDA stays in one process).
+    With `multi_label`, a label may hold several classes joined by ";" and targets are one-hot vectors (fastai's
+    `MultiCategoryBlock`). `scale` bounds the area of `augment`'s random crops: (0.45, 1) by default, (0.8, 1)
+    for multi-label data, whose labels may lie anywhere in the frame. `decode_device` ("cpu" or "cuda") decodes
+    video files with torchcodec there instead of vidseq's own reads; on a GPU the clips are decoded and cropped
+    in the main process (no workers: CUDA stays in one process).
     Extra keyword arguments go to fastai's `DataLoaders` (e.g. `persistent_workers`); fastai's own
     `num_workers` is the same as `workers`. With a CUDA `device`
     batches are pinned by default (`pin_memory=True`), so their copy to the GPU does not stall the host while
@@ -123,13 +137,19 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
     item_labels = {str(p): lab for p, lab in zip(paths, [labels[i] for i in keep])}
     valid_mask = [i in valid for i in keep]
     splits = [[j for j, v in enumerate(valid_mask) if not v], [j for j, v in enumerate(valid_mask) if v]]
-    vocab = sorted(set(item_labels.values())) if vocab is None else list(vocab)
+    if vocab is None:
+        vocab = sorted({c for lab in item_labels.values() for c in (label_set(lab) if multi_label else [lab])})
+    vocab = list(vocab)
     if not splits[0]:
         raise DatasetError("the training split is empty")
-    tfm = ClipTfm(seq_len, image_size, sampler=sampler, pad=pad, step=step, augment=augment, flip=flip,
+    if scale is None:
+        scale = MULTI_LABEL_SCALE if multi_label else DEFAULT_SCALE
+    tfm = ClipTfm(seq_len, image_size, sampler=sampler, pad=pad, step=step, augment=augment, flip=flip, scale=scale,
                   frame_counts=counts, stand_ins={str(p): (item_labels[str(p)], v) for p, v in zip(paths, valid_mask)},
                   source=source, crop_pct=crop_pct)
-    dsets = Datasets(paths, tfms=[[tfm], [_Label(item_labels), Categorize(vocab=vocab, sort=False)]], splits=splits)
+    targets = ([_Label(item_labels, multi=True), MultiCategorize(vocab=vocab), OneHotEncode(len(vocab))]
+               if multi_label else [_Label(item_labels), Categorize(vocab=vocab, sort=False)])
+    dsets = Datasets(paths, tfms=[[tfm], targets], splits=splits)
     bs_valid = kwargs.pop("val_bs", bs)
     kwargs.setdefault("pin_memory", pins_batches(device))
     dls = dsets.dataloaders(bs=bs, val_bs=bs_valid, after_batch=batch_tfms(normalize=normalize, device=device),
@@ -140,20 +160,22 @@ def get_action_dataloaders(files: Sequence[str | Path], bs: int = 8, image_size:
 
 
 class _Label:
-    """The label of an item path (a picklable lookup, so DataLoader workers can use it)."""
+    """The label of an item path (a picklable lookup, so DataLoader workers can use it); with `multi`, its list of
+    labels ("a;b" -> ["a", "b"])."""
 
-    def __init__(self, labels: dict[str, str]):
-        self.labels = labels
+    def __init__(self, labels: dict[str, str], *, multi: bool = False):
+        self.labels, self.multi = labels, multi
 
-    def __call__(self, o) -> str:
-        return self.labels[str(o)]
+    def __call__(self, o) -> str | list[str]:
+        label = self.labels[str(o)]
+        return label_set(label) if self.multi else label
 
 
 def dataloaders_from_items(itemset, *, bs: int = 32, image_size: int = 64, seq_len: int = 5, **kwargs) -> DataLoaders:
     """DataLoaders for a `vidseq.datasets.ItemSet`: its items, labels, class order and split."""
     return get_action_dataloaders([it.path for it in itemset.items], bs=bs, image_size=image_size, seq_len=seq_len,
                                   val_idxs=itemset.valid_idxs(), labels=[it.label for it in itemset.items],
-                                  vocab=itemset.classes, **kwargs)
+                                  vocab=itemset.classes, multi_label=itemset.multi_label, **kwargs)
 
 
 def ClipBlock(seq_len: int = 5, image_size: int = 64, *, sampler: str = DEFAULT_SAMPLER, normalize: bool = True,

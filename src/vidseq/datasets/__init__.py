@@ -7,7 +7,7 @@ does not leak.
 """
 
 from vidseq.datasets.fetch import DATASETS, DatasetSpec, Remote, dataset_dir, fastai_dirs, fetch_dataset
-from vidseq.datasets.items import Item, ItemSet, format_summary, group_of, parent_label, scan_tree
+from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, format_summary, group_of, label_set, parent_label, scan_tree
 from vidseq.datasets.load import SPLIT_MODES, load_items, resolve_data
 from vidseq.datasets.manifest import Manifest, read_manifest_csv
 from vidseq.datasets.splitlists import ListEntry, SplitLists, find_split_lists, read_class_index, read_split
@@ -17,6 +17,7 @@ from vidseq.io import IMAGE_EXTENSIONS, is_frame_folder, is_frame_name
 __all__ = [
     "DATASETS",
     "IMAGE_EXTENSIONS",
+    "LABEL_SEP",
     "SPLIT_MODES",
     "DatasetSpec",
     "GroupSplitter",
@@ -35,6 +36,7 @@ __all__ = [
     "group_of",
     "is_frame_folder",
     "is_frame_name",
+    "label_set",
     "load_items",
     "parent_label",
     "read_class_index",

@@ -1,7 +1,8 @@
 """Annotation formats other libraries use, read into the same `Manifest` as a CSV manifest:
 
-- MMAction2's list files: ``path label`` per line for videos, ``folder n_frames label`` for frame folders; labels
-  are class indices, named by a ``label_map*.txt`` beside the list (one class name a line) where there is one.
+- MMAction2's list files: ``path label`` per line for videos, ``folder n_frames label`` for frame folders (several
+  labels after them: a multi-label item); labels are class indices, named by a ``label_map*.txt`` beside the list
+  (one class name a line) where there is one.
   The list given is one side of the split; its partner (``train`` <-> ``val``/``test`` in the file name) is
   read for the other side when it exists.
 - Something-Something v2's JSON: ``something-something-v2-{train,validation}.json`` (``{"id", "template", ...}``
@@ -16,7 +17,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from vidseq.datasets.items import Item, group_of
+from vidseq.datasets.items import LABEL_SEP, Item, group_of
 from vidseq.datasets.manifest import Manifest
 from vidseq.errors import DatasetError
 from vidseq.io import is_frame_folder, is_video_file
@@ -94,22 +95,25 @@ def read_mmaction_list(path: Path) -> Manifest:
     for lst in lists:
         side = _side(lst.name)
         for n, fields in _lines(lst):
-            if len(fields) not in (2, 3) or not all(f.isdigit() for f in fields[1:]):
-                raise DatasetError(f"{lst}:{n}: expected 'path label' (videos) or 'folder n_frames label' (frame "
-                                   f"folders) with whole numbers, got {' '.join(fields)!r}")
+            if len(fields) < 2 or not all(f.isdigit() for f in fields[1:]):
+                raise DatasetError(f"{lst}:{n}: expected 'path label...' (videos) or 'folder n_frames label...' "
+                                   f"(frame folders) with whole numbers, got {' '.join(fields)!r}")
             p = Path(fields[0]).expanduser()
             p = p if p.is_absolute() else lst.parent / p
-            index = int(fields[-1])
-            if names is not None and index >= len(names):
-                raise DatasetError(f"{lst}:{n}: label {index}, but the label map has {len(names)} classes")
             if not p.exists():
                 missing.append(fields[0])
                 continue
             kind = "frames" if p.is_dir() and is_frame_folder(p) else "video" if is_video_file(p) else None
-            if kind is None or (kind == "frames") != (len(fields) == 3):
-                raise DatasetError(f"{lst}:{n}: {p} is not a {'frame folder' if len(fields) == 3 else 'video'}")
+            if kind is None:
+                raise DatasetError(f"{lst}:{n}: {p} is neither a video nor a frame folder")
+            indices = [int(f) for f in fields[2 if kind == "frames" else 1:]]  # several: a multi-label item
+            if not indices:
+                raise DatasetError(f"{lst}:{n}: a frame folder's line is 'folder n_frames label...', no label here")
+            if names is not None and max(indices) >= len(names):
+                raise DatasetError(f"{lst}:{n}: label {max(indices)}, but the label map has {len(names)} classes")
             kinds.add(kind)
-            items.append(Item(p, names[index] if names is not None else str(index), group_of(p)))
+            labels = [names[i] if names is not None else str(i) for i in indices]
+            items.append(Item(p, LABEL_SEP.join(labels), group_of(p)))
             sides.append(side[0] if side else None)
     return _manifest(path, items, sides, missing, kinds)
 

@@ -25,6 +25,15 @@ class Item:
     group: str | None  # "MoveLeft_g08" for UCF-style names, else None
 
 
+#: What joins the labels of a multi-label item ("Jump;Wave"), in CSV manifests and `Item.label`.
+LABEL_SEP = ";"
+
+
+def label_set(label: str) -> list[str]:
+    """The labels of an item's `label` (one, or several joined by ";")."""
+    return [part.strip() for part in label.split(LABEL_SEP) if part.strip()]
+
+
 @dataclass
 class ItemSet:
     """Items with their classes and split. ``is_valid[i]`` is True for the validation/test side."""
@@ -40,6 +49,7 @@ class ItemSet:
     lists: Path | None = None  # folder of the official split lists used
     unlisted: int = 0  # items on disk left out because no split list names them
     leaked_groups: int = 0  # groups with items on both sides
+    multi_label: bool = False  # items carry several labels each ("a;b"), `classes` is their union
 
     def train_items(self) -> list[Item]:
         return [it for it, v in zip(self.items, self.is_valid) if not v]
@@ -57,12 +67,13 @@ class ItemSet:
         """Everything ``vidseq info`` reports, as plain JSON-able data."""
         per_class = {c: {"train": 0, "valid": 0} for c in self.classes}
         for it, v in zip(self.items, self.is_valid):
-            per_class.setdefault(it.label, {"train": 0, "valid": 0})["valid" if v else "train"] += 1
+            for label in label_set(it.label) if self.multi_label else [it.label]:
+                per_class.setdefault(label, {"train": 0, "valid": 0})["valid" if v else "train"] += 1
         n_valid = sum(self.is_valid)
         return {
             "root": str(self.root), "kind": self.kind, "split": self.split,
             "lists": str(self.lists) if self.lists else None,
-            "classes": list(self.classes),
+            "classes": list(self.classes), "multi_label": self.multi_label,
             "counts": {"train": len(self.items) - n_valid, "valid": n_valid, "total": len(self.items)},
             "per_class": per_class,
             "groups": len({it.group for it in self.items if it.group}),
@@ -143,7 +154,8 @@ def format_summary(s: dict, *, max_missing: int = 5) -> str:
     """The text that ``vidseq info`` prints for :meth:`ItemSet.summary`."""
     c = s["counts"]
     lines = [f"{s['root']}: {c['total']} {'videos' if s['kind'] == 'video' else 'frame folders'}, "
-             f"{len(s['classes'])} classes",
+             f"{len(s['classes'])} classes" + (" (multi-label: counts are items with each label)"
+                                               if s.get("multi_label") else ""),
              f"split: {s['split']}" + (f" (lists in {s['lists']})" if s["lists"] else "")
              + f"; train {c['train']}, valid {c['valid']}"]
     width = max(12, *(len(k) for k in s["per_class"]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vidseq.datasets.annotations import is_mmaction_list, is_ssv2, read_mmaction_list, read_ssv2
 from vidseq.datasets.fetch import DATASETS, dataset_dir
-from vidseq.datasets.items import Item, ItemSet, _stem, group_of, parent_label, scan_tree
+from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, _stem, group_of, label_set, parent_label, scan_tree
 from vidseq.datasets.manifest import read_manifest_csv
 from vidseq.datasets.splitlists import SplitLists, find_split_lists, read_split
 from vidseq.datasets.splitters import GroupSplitter, StratifiedSplitter
@@ -158,14 +158,17 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     else:
         items, kind = _tree_items(root)
         search = root
-    _need_two_classes(root, {it.label for it in items})
+    multi_label = any(LABEL_SEP in it.label for it in items)
+    if multi_label:  # one spelling of each label set, so that equal sets stratify together
+        items = [Item(it.path, LABEL_SEP.join(sorted(set(label_set(it.label)))), it.group) for it in items]
+    _need_two_classes(root, _classes(items, multi_label))
     if mode == "csv" and csv_valid is None:
         raise DatasetError(path=root, reason="split 'csv' needs a CSV manifest with a split column (train/valid/test)")
 
     warnings: list[str] = []
     lists = None
     unlisted = 0
-    classes = sorted({it.label for it in items})
+    classes = sorted(_classes(items, multi_label))
     is_valid: list[bool] = []
     if mode == "auto" and csv_valid is not None:
         mode = "csv"
@@ -205,7 +208,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     elif mode == "none":
         is_valid = [False] * len(items)
 
-    _need_two_classes(root, {it.label for it in items})
+    _need_two_classes(root, _classes(items, multi_label))
     n_valid = sum(is_valid)
     if mode != "none" and (n_valid == 0 or n_valid == len(items)):
         side = "validation" if n_valid == 0 else "training"
@@ -222,7 +225,11 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
                         "(near-duplicates leak into validation)")
     return ItemSet(root=root, items=items, classes=classes, is_valid=is_valid, split=mode, kind=kind,
                    missing=missing, warnings=warnings, lists=lists.folder if lists else None,
-                   unlisted=unlisted, leaked_groups=leaked)
+                   unlisted=unlisted, leaked_groups=leaked, multi_label=multi_label)
+
+
+def _classes(items: Sequence[Item], multi_label: bool) -> set[str]:
+    return {c for it in items for c in (label_set(it.label) if multi_label else [it.label])}
 
 
 def _flags(n: int, valid: Iterable[int]) -> list[bool]:

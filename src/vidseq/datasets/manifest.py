@@ -1,4 +1,5 @@
-"""CSV manifests: ``path,label[,split]`` rows, and the ``manifest.csv`` that `vidseq extract` writes."""
+"""CSV manifests: ``path,label[,split]`` rows (several labels joined by ";" make a multi-label dataset, as does a
+header of ``path[,split]`` and one 0/1 column per class), and the ``manifest.csv`` that `vidseq extract` writes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidseq.datasets.items import Item, group_of
+from vidseq.datasets.items import LABEL_SEP, Item, group_of
 from vidseq.errors import DatasetError
 from vidseq.io import is_frame_folder, is_video_file
 
@@ -49,6 +50,7 @@ def _read_csv_items(path: Path) -> Manifest:
     missing: list[str] = []
     kinds: set[str] = set()
     cols = {"path": 0, "label": 1, "split": 2}
+    class_cols: dict[int, str] = {}  # column -> class, for a manifest of one 0/1 column per class
     header = False
     failed = 0
     try:
@@ -67,9 +69,12 @@ def _read_csv_items(path: Path) -> Manifest:
                 first = False
                 low = [c.lower() for c in cells]
                 if "path" in low:
-                    if "label" not in low:
-                        raise DatasetError(f"{path}:{n}: the header needs 'path' and 'label' columns")
                     cols = {k: low.index(k) for k in ("path", "label", "split") if k in low}
+                    if "label" not in low:  # one 0/1 column per class: a multi-label manifest
+                        class_cols = {i: cells[i] for i, c in enumerate(low) if c not in ("path", "split")}
+                        if not class_cols:
+                            raise DatasetError(f"{path}:{n}: the header needs 'path' and 'label' columns (or one "
+                                               "column per class)")
                     header = True
                     continue
                 if {"folder", "label", "status"} <= set(low):  # vidseq extract's manifest.csv
@@ -83,6 +88,15 @@ def _read_csv_items(path: Path) -> Manifest:
                 if len(cells) <= max(cols.values()) or cells[cols["status"]] == "failed" or not cells[cols["path"]]:
                     failed += 1
                     continue  # a failed video of vidseq extract's manifest: no frames to use
+            if class_cols:
+                if len(cells) <= max(class_cols):
+                    raise DatasetError(f"{path}:{n}: expected {max(class_cols) + 1} fields, got {len(cells)}")
+                flags = {cells[i].lower() for i in class_cols}
+                if not flags <= {"0", "1", "true", "false", "yes", "no", ""}:
+                    raise DatasetError(f"{path}:{n}: class columns hold 0 or 1, got {', '.join(sorted(flags))}")
+                cells = [*cells, LABEL_SEP.join(c for i, c in class_cols.items()
+                                                if cells[i].lower() in ("1", "true", "yes"))]
+                cols["label"] = len(cells) - 1
             if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
                 raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
             rel, label = cells[cols["path"]], cells[cols["label"]]

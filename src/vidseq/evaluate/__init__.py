@@ -5,8 +5,8 @@
 """
 
 from vidseq.evaluate.inference import clip_indices, clip_tfm_for, normalize, predict_paths, view_probs
-from vidseq.evaluate.metrics import Evaluation, evaluate_run
+from vidseq.evaluate.metrics import Evaluation, MultiLabelEvaluation, evaluate_run
 from vidseq.evaluate.report import plot_clips, plot_confusion, write_report
 
-__all__ = ["Evaluation", "clip_indices", "clip_tfm_for", "evaluate_run", "normalize", "plot_clips",
-           "plot_confusion", "predict_paths", "view_probs", "write_report"]
+__all__ = ["Evaluation", "MultiLabelEvaluation", "clip_indices", "clip_tfm_for", "evaluate_run", "normalize",
+           "plot_clips", "plot_confusion", "predict_paths", "view_probs", "write_report"]

@@ -69,7 +69,8 @@ def normalize(x: torch.Tensor, config: RunConfig) -> torch.Tensor:
 @torch.no_grad()
 def view_probs(run: Run, paths: Sequence[str | Path], *, clips: int = 1, crops: int = 1, bs: int = 16,
                workers: int = 0, device: str | torch.device = "cpu") -> tuple[np.ndarray, dict[int, str]]:
-    """Class probabilities of every test view, (N, clips x crops, C) — `clips` clips spread over each item, each
+    """Class probabilities (softmax; sigmoid for a multi-label run) of every test view, (N, clips x crops, C) —
+    `clips` clips spread over each item, each
     seen through `crops` crops (1 or 3, see `ClipTfm.views`) — and {item: error} for items that could not be read
     (their rows are NaN). A batch of `bs` clips with all their crops is one forward."""
     if clips < 1:
@@ -89,7 +90,8 @@ def view_probs(run: Run, paths: Sequence[str | Path], *, clips: int = 1, crops: 
                 errors[i] = e
         if ok.any():
             views = rearrange(x[ok], "b v t c h w -> (b v) t c h w")
-            probs = model(normalize(views.to(device), run.config)).float().softmax(-1).cpu().numpy()
+            logits = model(normalize(views.to(device), run.config)).float()
+            probs = (logits.sigmoid() if run.config.multi_label else logits.softmax(-1)).cpu().numpy()
             probs = rearrange(probs, "(b v) k -> b v k", v=crops)
             for (i, j), p in zip(zip(items[ok].tolist(), clip[ok].tolist()), probs):
                 out[i, j * crops:(j + 1) * crops] = p

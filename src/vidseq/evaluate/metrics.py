@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidseq.datasets import label_set
 from vidseq.errors import DatasetError, warn_data
 from vidseq.evaluate.inference import view_probs
 from vidseq.runs import Run, load_run
+from vidseq.scores import mean_ap, per_class_ap
 
 
 @dataclass
@@ -82,9 +84,63 @@ class Evaluation:
                 "mean_class_accuracy": self.mean_class_accuracy, "unreadable": len(self.errors)}
 
 
+@dataclass
+class MultiLabelEvaluation:
+    """Metrics of a multi-label run: mean average precision and per-class AP (the Charades metrics), and the
+    labels predicted at the run's threshold."""
+
+    classes: list[str]
+    paths: list[str]
+    targets: np.ndarray  # (N, C) 0/1
+    probs: np.ndarray  # (N, C) sigmoid scores averaged over the views
+    clips: int
+    errors: dict[str, str]
+    threshold: float
+    crops: int = 1
+    view_probs: np.ndarray | None = None  # (N, clips x crops, C)
+
+    views = Evaluation.views
+
+    @property
+    def per_class_ap(self) -> np.ndarray:
+        return per_class_ap(self.probs, self.targets)
+
+    @property
+    def mean_ap(self) -> float:
+        """Video-level mAP over the classes with a positive item."""
+        return mean_ap(self.probs, self.targets)
+
+    @property
+    def clip_mean_ap(self) -> float:
+        """Clip-level mAP: every single view scored on its own."""
+        if self.view_probs is None:
+            return self.mean_ap
+        v = self.view_probs.shape[1]
+        return mean_ap(self.view_probs.reshape(-1, len(self.classes)), np.repeat(self.targets, v, axis=0))
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """(N, C) 0/1: every class scored above the threshold."""
+        return (self.probs > self.threshold).astype(np.int64)
+
+    def labels(self, row: np.ndarray) -> list[str]:
+        return [c for c, on in zip(self.classes, row) if on]
+
+    def per_class(self) -> list[dict]:
+        ap, pred = self.per_class_ap, self.predicted
+        return [{"class": name, "videos": int(self.targets[:, i].sum()), "predicted": int(pred[:, i].sum()),
+                 "ap": float(ap[i])} for i, name in enumerate(self.classes)]
+
+    def summary(self) -> dict:
+        exact = float((self.predicted == self.targets).all(1).mean())
+        return {"videos": len(self.paths), "clips": self.clips, "crops": self.crops, "views": self.views,
+                "multi_label": True, "mAP": self.mean_ap, "clip_mAP": self.clip_mean_ap, "threshold": self.threshold,
+                "exact_match": exact, "unreadable": len(self.errors)}
+
+
 def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split: str | None = None, clips: int = 1,
                  crops: int = 1, bs: int = 16, workers: int = 0,
-                 device: str | torch.device | None = None) -> Evaluation:
+                 device: str | torch.device | None = None) -> Evaluation | MultiLabelEvaluation:
     """Evaluate a run on the validation side of `data` (default: the data and split it was trained on), each video
     seen through `clips` clips x `crops` crops (1 or 3), their probabilities averaged."""
     from vidseq.datasets import load_items
@@ -98,7 +154,8 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
     if not items:
         raise DatasetError(path=source, reason=f"no validation items under split {split}")
     index = {c: i for i, c in enumerate(run.classes)}
-    unknown = sorted({it.label for it in items} - set(index))
+    multi = run.config.multi_label
+    unknown = sorted({c for it in items for c in (label_set(it.label) if multi else [it.label])} - set(index))
     if unknown:
         raise DatasetError(path=source, reason=f"classes the run does not know: {', '.join(unknown[:5])}")
     views, errors = view_probs(run, [it.path for it in items], clips=clips, crops=crops, bs=bs, workers=workers,
@@ -109,6 +166,14 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
                            f"{next(iter(errors.values()))})")
     if errors:
         warn_data(f"{len(errors)} item(s) could not be read and are left out, e.g. {next(iter(errors.values()))}")
+    if multi:
+        targets = np.zeros((len(keep), len(run.classes)), np.int64)
+        for row, i in enumerate(keep):
+            targets[row, [index[c] for c in label_set(items[i].label)]] = 1
+        return MultiLabelEvaluation(classes=list(run.classes), paths=[str(items[i].path) for i in keep],
+                                    targets=targets, probs=views[keep].mean(1), clips=clips, crops=crops,
+                                    view_probs=views[keep], threshold=run.config.threshold or 0.5,
+                                    errors={str(items[i].path): e for i, e in errors.items()})
     return Evaluation(classes=list(run.classes), paths=[str(items[i].path) for i in keep],
                       targets=np.array([index[items[i].label] for i in keep]), probs=views[keep].mean(1),
                       clips=clips, crops=crops, view_probs=views[keep],

@@ -19,7 +19,7 @@ import torch
 
 from vidseq.errors import VidseqError
 from vidseq.evaluate.inference import clip_indices, clip_tfm_for
-from vidseq.evaluate.metrics import Evaluation
+from vidseq.evaluate.metrics import Evaluation, MultiLabelEvaluation
 from vidseq.files import atomic_write_text
 from vidseq.runs import Run, plot_history, read_metrics
 
@@ -79,39 +79,54 @@ def plot_clips(run: Run, ev: Evaluation, indices: Sequence[int], title: str):
             ax.imshow(_strip(run, ev.paths[i]))
         except VidseqError:
             continue
-        truth, pred = ev.classes[ev.targets[i]], ev.classes[ev.preds[i]]
-        ax.set_title(f"{Path(ev.paths[i]).name}\ntrue {truth} / predicted {pred} ({ev.probs[i].max():.2f})",
-                     color="green" if truth == pred else "red", fontsize=9)
+        if isinstance(ev, MultiLabelEvaluation):
+            truth, pred = ", ".join(ev.labels(ev.targets[i])), ", ".join(ev.labels(ev.predicted[i])) or "none"
+            right, score = bool((ev.targets[i] == ev.predicted[i]).all()), ""
+        else:
+            truth, pred = ev.classes[ev.targets[i]], ev.classes[ev.preds[i]]
+            right, score = truth == pred, f" ({ev.probs[i].max():.2f})"
+        ax.set_title(f"{Path(ev.paths[i]).name}\ntrue {truth} / predicted {pred}{score}",
+                     color="green" if right else "red", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def write_report(run: Run, ev: Evaluation, *, samples: int = 8, worst: int = 6) -> dict[str, Path]:
-    """confusion.png, per_class.csv, evaluation.json and report.html in the run folder."""
+def write_report(run: Run, ev: Evaluation | MultiLabelEvaluation, *, samples: int = 8,
+                 worst: int = 6) -> dict[str, Path]:
+    """confusion.png (a single-label run's), per_class.csv, evaluation.json and report.html in the run folder."""
     out = run.path
-    fig = plot_confusion(ev, out / "confusion.png")
-    confusion_b64 = _png(fig)
+    multi = isinstance(ev, MultiLabelEvaluation)
+    confusion_b64 = None if multi else _png(plot_confusion(ev, out / "confusion.png"))
+    if multi:
+        (out / "confusion.png").unlink(missing_ok=True)  # an earlier single-label evaluation's
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["class", "videos", "correct", "accuracy"])
+    run_rows = ev.per_class()
+    w = csv.DictWriter(buf, fieldnames=list(run_rows[0]))
     w.writeheader()
-    w.writerows(run_rows := ev.per_class())
+    w.writerows(run_rows)
     atomic_write_text(out / "per_class.csv", buf.getvalue())
-    atomic_write_text(out / "evaluation.json", json.dumps({**ev.summary(), "per_class": run_rows,
-                                                     "confusion": ev.confusion.tolist(), "classes": ev.classes,
-                                                     "errors": ev.errors}, indent=2) + "\n")
+    extra = {} if multi else {"confusion": ev.confusion.tolist()}
+    atomic_write_text(out / "evaluation.json", json.dumps({**ev.summary(), "per_class": run_rows, **extra,
+                                                     "classes": ev.classes, "errors": ev.errors}, indent=2) + "\n")
     rng = np.random.default_rng(0)
     sample_idx = sorted(rng.choice(len(ev.paths), size=min(samples, len(ev.paths)), replace=False).tolist())
-    p_true = ev.probs[np.arange(len(ev.paths)), ev.targets]
-    wrong = np.flatnonzero(ev.preds != ev.targets)
-    worst_idx = wrong[np.argsort(p_true[wrong])][:worst].tolist()
+    if multi:  # the worst: the largest total error on the labels
+        cost = np.abs(ev.probs - ev.targets).sum(1)
+        wrong = np.flatnonzero((ev.predicted != ev.targets).any(1))
+        worst_idx = wrong[np.argsort(-cost[wrong])][:worst].tolist()
+    else:
+        p_true = ev.probs[np.arange(len(ev.paths)), ev.targets]
+        wrong = np.flatnonzero(ev.preds != ev.targets)
+        worst_idx = wrong[np.argsort(p_true[wrong])][:worst].tolist()
     figs = {"samples": plot_clips(run, ev, sample_idx, "sample clips"),
             "worst": plot_clips(run, ev, worst_idx, "worst mistakes") if worst_idx else None}
     imgs = {k: (_png(f) if f is not None else None) for k, f in figs.items()}
     hist = plot_history(out)
     hist_b64 = base64.b64encode(hist.read_bytes()).decode() if hist else None
     atomic_write_text(out / "report.html", _html(run, ev, confusion_b64, imgs, hist_b64, read_metrics(out)))
-    return {"report": out / "report.html", "confusion": out / "confusion.png", "per_class": out / "per_class.csv"}
+    files = {"report": out / "report.html", "per_class": out / "per_class.csv"}
+    return files if multi else {**files, "confusion": out / "confusion.png"}
 
 
 def _table(rows: list[dict]) -> str:
@@ -129,7 +144,19 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _html(run: Run, ev: Evaluation, confusion: str, imgs: dict, history: str | None, metrics: list[dict]) -> str:
+def _headline(ev: Evaluation | MultiLabelEvaluation) -> list[str]:
+    s = ev.summary()
+    if isinstance(ev, MultiLabelEvaluation):
+        return [f"<p class='big'>video-level ({ev.views}): mAP <b>{s['mAP']:.1%}</b> &middot; exact match at the "
+                f"threshold {s['threshold']:.3f} <b>{s['exact_match']:.1%}</b></p>",
+                f"<p class='big'>clip-level (one view, as in the training log): mAP <b>{s['clip_mAP']:.1%}</b></p>"]
+    return [f"<p class='big'>video-level ({ev.views}): top-1 <b>{s['top1']:.1%}</b> &middot; top-5 "
+            f"<b>{s['top5']:.1%}</b> &middot; mean class accuracy <b>{s['mean_class_accuracy']:.1%}</b></p>",
+            f"<p class='big'>clip-level (one view, as in the training log): top-1 <b>{s['clip_top1']:.1%}</b></p>"]
+
+
+def _html(run: Run, ev: Evaluation | MultiLabelEvaluation, confusion: str | None, imgs: dict, history: str | None,
+          metrics: list[dict]) -> str:
     cfg = run.config.to_dict()
     s = ev.summary()
     settings = [{"setting": k, "value": json.dumps(cfg[k])} for k in ("model", "data", "clip", "train", "versions")]
@@ -141,14 +168,12 @@ def _html(run: Run, ev: Evaluation, confusion: str, imgs: dict, history: str | N
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;"
         "font-size:13px}img{max-width:100%}.big{font-size:20px}</style></head><body>",
         f"<h1>{html.escape(cfg['model']['name'])} on {html.escape(str(cfg['data']['source']))}</h1>",
-        f"<p class='big'>video-level ({ev.views}): top-1 <b>{s['top1']:.1%}</b> &middot; top-5 "
-        f"<b>{s['top5']:.1%}</b> &middot; mean class accuracy <b>{s['mean_class_accuracy']:.1%}</b></p>",
-        f"<p class='big'>clip-level (one view, as in the training log): top-1 <b>{s['clip_top1']:.1%}</b></p>",
+        *_headline(ev),
         f"<p>{s['videos']} validation videos ({html.escape(cfg['data']['split'])} split), {ev.views} per video"
         f"{', ' + str(s['unreadable']) + ' unreadable' if s['unreadable'] else ''}.</p>",
         "<h2>Training</h2>", img(history) if history else "<p>no history</p>", _table(metrics),
-        "<h2>Confusion matrix</h2>", img(confusion),
-        "<h2>Per class</h2>", _table(ev.per_class()),
+        *(["<h2>Confusion matrix</h2>", img(confusion)] if confusion else []),
+        "<h2>Per class</h2>" if confusion else "<h2>Per class: average precision</h2>", _table(ev.per_class()),
         "<h2>Sample clips</h2>", img(imgs["samples"]),
         "<h2>Worst mistakes</h2>", img(imgs["worst"]) if imgs["worst"] else "<p>no mistakes</p>",
         "<h2>Settings</h2>", _table(settings),

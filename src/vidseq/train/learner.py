@@ -20,8 +20,6 @@ import fastai.callback.fp16  # noqa: F401 - patches Learner.to_fp16 / to_bf16
 import fastai.callback.schedule  # noqa: F401 - patches Learner.fit_one_cycle / lr_find
 import torch
 from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy
 from fastprogress.fastprogress import IN_NOTEBOOK
 
 from vidseq.clips import build_cache, dataloaders_from_items, default_workers
@@ -47,10 +45,11 @@ from vidseq.runs import (
     save_weights,
     write_config,
 )
+from vidseq.scores import best_threshold
 from vidseq.train.callbacks import LogProgress, RunCheckpoint
 from vidseq.train.config import TrainConfig, TrainResult
 from vidseq.train.distributed import is_rank0, on_rank0, rank0_first, rank_info, setup, sync_batchnorm
-from vidseq.train.optim import adamw, pick_device, resolve_precision, top5_for
+from vidseq.train.optim import adamw, pick_device, resolve_precision, task_for
 from vidseq.train.resume import resume_state, resumed_config
 from vidseq.train.tracking import check_tracker, log_summary, tracking_callbacks
 
@@ -115,7 +114,7 @@ def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[s
         train=TrainSettings(bs=cfg.bs, epochs=recipe["epochs"], freeze_epochs=recipe["freeze_epochs"],
                             lr=recipe["lr"], precision=recipe["precision"], pretrained=cfg.pretrained,
                             augment=cfg.augment, flip=cfg.flip, seed=cfg.seed, compile=cfg.compile),
-        versions=library_versions())
+        versions=library_versions(), multi_label=itemset.multi_label)
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -184,7 +183,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                             recipe=Recipe(stats=recipe["stats"], crop_pct=recipe["crop_pct"]))
     if cfg.sync_bn and dist.world_size > 1:
         model = sync_batchnorm(model, device)
-    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5_for(len(itemset.classes))],
+    loss, metric_fns, metric_names = task_for(len(itemset.classes), multi_label=itemset.multi_label)
+    learn = Learner(dls, model, loss_func=loss, metrics=metric_fns,
                     splitter=splitter, opt_func=adamw(device), path=run, model_dir=".")
     if precision in ("bf16", "fp16"):
         learn.to_bf16() if precision == "bf16" else learn.to_fp16()
@@ -212,12 +212,15 @@ def train(cfg: TrainConfig) -> TrainResult:
         _fit(learn, run, recipe, done=done, resume=saved is not None, device=device, rank0=is_rank0())
         seconds = time.time() - start
         values = learn.validate()  # under several processes: gathered over all ranks, each clip once
-    names = ["valid_loss", "accuracy", "top5"]
-    metrics = {k: float(v) for k, v in zip(names, values)}
+    metrics = {k: float(v) for k, v in zip(["valid_loss", *metric_names], values)}
     if is_rank0():
+        if itemset.multi_label:  # the decision threshold the validation set supports best, kept with the run
+            probs, targets = learn.get_preds(ds_idx=1)
+            config = dataclasses.replace(config, threshold=best_threshold(probs.numpy(), targets.numpy()))
+            write_config(run, config)
         plot_history(run)
         save_weights(learn.model, run / WEIGHTS)
-        log_summary(cfg.log, run, learn, list(itemset.classes), step=total)
+        log_summary(cfg.log, run, learn, list(itemset.classes), step=total, multi_label=itemset.multi_label)
     return TrainResult(run, metrics, total, seconds)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import torch
 from fastai.metrics import top_k_accuracy
@@ -84,3 +85,18 @@ def top5_for(n_classes: int):
 
     top5.__name__ = "top5"
     return top5
+
+
+def task_for(n_classes: int, *, multi_label: bool) -> tuple[Any, list, list[str]]:
+    """(loss, metrics, their names after the validation loss) of a single-label run (cross-entropy; accuracy,
+    top-5) or a multi-label one (binary cross-entropy on each class; accuracy of every label at 0.5, mAP)."""
+    from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+    from fastai.metrics import AccumMetric, ActivationType, accuracy, accuracy_multi
+
+    from vidseq.scores import mean_ap
+
+    if not multi_label:
+        return CrossEntropyLossFlat(), [accuracy, top5_for(n_classes)], ["accuracy", "top5"]
+    m_ap = AccumMetric(lambda p, t: mean_ap(p, t), activation=ActivationType.Sigmoid, flatten=False)
+    m_ap.name = "mAP"
+    return BCEWithLogitsLossFlat(), [accuracy_multi, m_ap], ["accuracy_multi", "mAP"]

@@ -112,12 +112,32 @@ def clip_strips(x: torch.Tensor, n: int = 4) -> np.ndarray:
     return x.permute(0, 3, 1, 4, 2).reshape(x.shape[0], x.shape[3], -1, x.shape[2]).numpy()
 
 
-def log_summary(log: str | None, run: Path, learn, classes: list[str], *, step: int) -> None:
-    """At the end of training: the validation confusion matrix and a few validation clips, to `log`."""
+def ap_figure(ap: np.ndarray, classes: list[str]):
+    """Per-class average precision as a horizontal bar chart (a multi-label run's summary)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 1 + 0.3 * len(classes)))
+    ax = fig.subplots()
+    ax.barh(range(len(classes)), np.nan_to_num(ap), color="tab:blue")
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"average precision (mAP {np.nanmean(ap):.3f})")
+    fig.tight_layout()
+    return fig
+
+
+def log_summary(log: str | None, run: Path, learn, classes: list[str], *, step: int, multi_label: bool = False) -> None:
+    """At the end of training: the validation confusion matrix (per-class average precision for a multi-label
+    run) and a few validation clips, to `log`."""
     if log is None:
         return
+    from vidseq.scores import per_class_ap
+
     probs, targets = learn.get_preds(ds_idx=1)
-    fig = confusion_figure(targets.numpy(), probs.argmax(1).numpy(), classes)
+    if multi_label:
+        fig = ap_figure(per_class_ap(probs.numpy(), targets.numpy()), classes)
+    else:
+        fig = confusion_figure(targets.numpy(), probs.argmax(1).numpy(), classes)
     batch = learn.dls.valid.one_batch()
     clips = learn.dls.valid.after_batch.decode((batch[0],))[0]
     images = clip_strips(clips.as_subclass(torch.Tensor) / (255 if clips.dtype == torch.uint8 else 1))
@@ -125,10 +145,11 @@ def log_summary(log: str | None, run: Path, learn, classes: list[str], *, step: 
         from torch.utils.tensorboard import SummaryWriter
 
         with SummaryWriter(log_dir=str(run / TENSORBOARD_DIR)) as writer:
-            writer.add_figure("confusion", fig, step)
+            writer.add_figure("per-class AP" if multi_label else "confusion", fig, step)
             writer.add_images("validation clips (frames left to right)", images, step, dataformats="NHWC")
     else:
         import wandb
 
-        wandb.log({"confusion": wandb.Image(fig), "validation clips": [wandb.Image(im) for im in images]})
+        wandb.log({"per-class AP" if multi_label else "confusion": wandb.Image(fig),
+                   "validation clips": [wandb.Image(im) for im in images]})
         wandb.finish()
