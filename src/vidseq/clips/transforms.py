@@ -35,6 +35,11 @@ def _crop_box(h: int, w: int, *, train: bool, scale: tuple[float, float], ratio:
     return (h - s) // 2, (w - s) // 2, s, s
 
 
+def _channels_first(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) frames as read (a NumPy array, or a tensor on the device that decoded them) -> (T, 3, H, W)."""
+    return (frames if isinstance(frames, torch.Tensor) else torch.from_numpy(frames)).permute(0, 3, 1, 2)
+
+
 class ClipTfm(Transform):
     """Item transform: a frame folder or video path -> an `ImageTuple` of `seq_len` frames at `image_size`.
 
@@ -151,7 +156,7 @@ class ClipTfm(Transform):
             return self.resize(frames, train=False, rng=random.Random(0))[None]
         if crops != 3:
             raise ValueError(f"crops must be 1 or 3, got {crops}")
-        clip = (frames if isinstance(frames, torch.Tensor) else torch.from_numpy(frames)).permute(0, 3, 1, 2)
+        clip = _channels_first(frames)
         h, w = clip.shape[-2:]
         s = min(h, w)
         starts = (0, (max(h, w) - s) // 2, max(h, w) - s)
@@ -161,7 +166,7 @@ class ClipTfm(Transform):
 
     def resize(self, frames: np.ndarray | torch.Tensor, *, train: bool, rng: random.Random) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (T, 3, S, S) uint8, one crop for every frame (on the frames' device)."""
-        clip = (frames if isinstance(frames, torch.Tensor) else torch.from_numpy(frames)).permute(0, 3, 1, 2)
+        clip = _channels_first(frames)
         h, w = clip.shape[-2:]
         top, left, ch, cw = _crop_box(h, w, train=train and self.augment, scale=self.scale, ratio=self.ratio,
                                       rng=rng, crop_pct=self.crop_pct)
