@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vidseq.cli.app import _ARGV, _INTERRUPTED, _given, _model_options, _pct, _print_table, _sampler, app
+from vidseq.errors import VidseqError
 
 
 @app.command()
@@ -108,6 +109,8 @@ def evaluate(
     workers: Annotated[int, typer.Option(min=0, help="Worker processes for decoding.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     report: Annotated[bool, typer.Option(help="Write confusion.png, per_class.csv and report.html.")] = True,
+    onnx: Annotated[Path | None, typer.Option(help="Run this ONNX export of the run (onnxruntime) instead of its "
+                                                   "PyTorch model.")] = None,
 ) -> None:
     """Top-1, top-5, mean class accuracy, per-class accuracy and confusion matrix of a run; writes its report."""
     import json
@@ -115,8 +118,9 @@ def evaluate(
     from vidseq.evaluate import MultiLabelEvaluation, evaluate_run, write_report
     from vidseq.runs import load_run
 
-    loaded = load_run(run)
-    ev = evaluate_run(loaded, data=data, split=split, clips=clips, crops=crops, bs=bs, workers=workers)
+    loaded = _with_onnx(load_run(run), onnx)
+    ev = evaluate_run(loaded, data=data, split=split, clips=clips, crops=crops, bs=bs, workers=workers,
+                      device="cpu" if onnx else None)
     paths = write_report(loaded, ev) if report else {}
     if json_out:
         confusion = {} if isinstance(ev, MultiLabelEvaluation) else {"confusion": ev.confusion.tolist()}
@@ -151,13 +155,17 @@ def predict(
     crops: Annotated[int, typer.Option(min=1, max=3, help="Crops per clip: 1 (centre) or 3 (start, centre, end "
                                                          "of the long side).")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
+    onnx: Annotated[Path | None, typer.Option(help="Run this ONNX export of the run (onnxruntime) instead of its "
+                                                   "PyTorch model.")] = None,
 ) -> None:
     """Classify video files directly (no extraction); a bad file gets one error line, the rest go on."""
     import json
 
     from vidseq.predict import predict_files
+    from vidseq.runs import load_run
 
-    preds = predict_files(run, videos, top=top, clips=clips, crops=crops)
+    loaded = _with_onnx(load_run(run), onnx)
+    preds = predict_files(loaded, videos, top=top, clips=clips, crops=crops, device="cpu" if onnx else None)
     if json_out:
         typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
     else:
@@ -172,20 +180,41 @@ def predict(
         raise typer.Exit(1)
 
 
+def _with_onnx(run, onnx: Path | None):
+    """The run, with its model replaced by an ONNX export of it when one is given."""
+    if onnx is None:
+        return run
+    from vidseq.export import with_onnx
+
+    return with_onnx(run, onnx)
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
-    dest: Annotated[Path, typer.Argument(help="Folder to write.")],
-    format: Annotated[str, typer.Option("--format", help="hf: a Hugging Face model folder (runs of hf:... "
-                                                         "models), loaded by transformers' from_pretrained.")],
+    dest: Annotated[Path, typer.Argument(help="File (onnx) or folder (hf) to write.")],
+    format: Annotated[str, typer.Option("--format", help="onnx: an ONNX file with the preprocessing in its "
+                                                         "metadata, checked in onnxruntime; hf: a Hugging Face "
+                                                         "folder (runs of hf:... models).")],
     overwrite: Annotated[bool, typer.Option(help="Replace DEST if it exists.")] = False,
+    dynamic_batch: Annotated[bool, typer.Option(help="onnx: any batch size (else one clip a call).")] = True,
+    opset: Annotated[int | None, typer.Option(min=18, help="onnx: the opset (default: the exporter's).")] = None,
 ) -> None:
-    """Write a trained run in another tool's format: a Hugging Face folder (--format hf) with the run's classes."""
-    from vidseq.export import export_hf
+    """Write a trained run in another tool's format: ONNX (--format onnx) or a Hugging Face folder (--format hf)."""
+    from vidseq.export import export_hf, export_onnx
 
-    if format != "hf":
-        raise typer.BadParameter(f"unknown format {format!r}; choose hf", param_hint="'--format'")
-    typer.echo(f"wrote {export_hf(run, dest, overwrite=overwrite)}")
+    if format not in ("onnx", "hf"):
+        raise typer.BadParameter(f"unknown format {format!r}; choose onnx or hf", param_hint="'--format'")
+    if format == "hf":
+        typer.echo(f"wrote {export_hf(run, dest, overwrite=overwrite)}")
+        return
+    if dest.exists() and not overwrite:
+        raise VidseqError(path=dest, reason="exists; give a new file, or {overwrite} to replace it",
+                          params={"overwrite": True})
+    done = export_onnx(run, dest, dynamic_batch=dynamic_batch, opset=opset)
+    typer.echo(f"wrote {done.path}: onnxruntime matches PyTorch on {done.clips} clips of the run's data (largest "
+               f"logit difference {done.max_abs_diff:.1e}, the same top-1)"
+               + ("" if done.dynamic_batch else "; it takes one clip a call (a fixed batch size)"))
 
 
 @app.command("models")

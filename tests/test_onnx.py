@@ -1,0 +1,123 @@
+"""ONNX export: every model family exports with logits matching PyTorch in onnxruntime; the file carries the
+preprocessing contract; predict and evaluate on the ONNX file give the PyTorch path's output; failures are one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from vidseq.cli import main  # noqa: E402
+from vidseq.datasets.synth import SynthConfig, make_synth  # noqa: E402
+from vidseq.errors import ModelError  # noqa: E402
+from vidseq.export import OnnxModel, export_onnx  # noqa: E402
+from vidseq.export.onnx import check_parity  # noqa: E402
+from vidseq.models import create_model  # noqa: E402
+from vidseq.runs import ClipConfig, DataConfig, Run, RunConfig, TrainSettings  # noqa: E402
+
+FAMILIES = {"frame_avg": {"backbone": "resnet18"}, "cnn_lstm": {"backbone": "resnet18", "hidden_size": 32},
+            "tsm": {"backbone": "resnet18"},
+            "timesformer": {"dim": 32, "depth": 2, "heads": 2, "dim_head": 16, "patch_size": 8},
+            "r2plus1d_18": {}, "swin3d_t": {}}
+
+
+def run_of(model, tmp_path, frames: int = 4, size: int = 32) -> Run:
+    config = RunConfig(model=model.vidseq_config, classes=["a", "b", "c"], data=DataConfig(source=str(tmp_path)),
+                       clip=ClipConfig(frames=frames, size=size), train=TrainSettings())
+    return Run(tmp_path, config, model)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_exports_with_pytorchs_logits(tmp_path, name):
+    torch.manual_seed(0)
+    model = create_model(name, 3, seq_len=4, image_size=32, **FAMILIES[name]).eval()
+    done = export_onnx(run_of(model, tmp_path), tmp_path / "m.onnx", check=0)
+    clips = torch.randn(5, 4, 3, 32, 32)
+    diff, same = check_parity(model, done.path, clips)
+    assert diff < 1e-4 and same
+    onnx_model = OnnxModel(done.path)  # any batch size: the batch dimension is dynamic
+    torch.testing.assert_close(onnx_model(clips), model(clips).detach(), atol=1e-4, rtol=1e-4)
+    assert onnx_model.contract["frames"] == 4 and onnx_model.contract["classes"] == ["a", "b", "c"]
+
+
+def test_a_hugging_face_model_exports_too(tmp_path):
+    pytest.importorskip("transformers")
+    from test_hf import SIZE, T, tiny_checkpoint
+
+    folder = tiny_checkpoint(tmp_path / "ckpt", "videomae")
+    model = create_model(f"hf:{folder}", 3, seq_len=T, image_size=SIZE, pretrained=True).eval()
+    done = export_onnx(run_of(model, tmp_path, T, SIZE), tmp_path / "m.onnx", check=0, dynamic_batch=False)
+    diff, same = check_parity(model, done.path, torch.randn(3, T, 3, SIZE, SIZE))
+    assert diff < 1e-4 and same
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    make_synth(root / "data", SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32))
+    assert main(["train", str(root / "data" / "videos"), "--model", "tsm", "--backbone", "resnet18",
+                 "--no-pretrained", "--size", "32", "--frames", "3", "--bs", "4", "--workers", "0", "--epochs", "1",
+                 "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+def test_export_checks_parity_on_the_runs_clips_and_writes_the_contract(trained, tmp_path, capsys):
+    out = tmp_path / "tsm.onnx"
+    assert main(["export", str(trained), str(out), "--format", "onnx"]) == 0
+    line = capsys.readouterr().out
+    assert "onnxruntime matches PyTorch on 8 clips of the run's data" in line
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    contract = json.loads(meta["vidseq"])
+    config = json.loads((trained / "config.json").read_text())
+    assert contract["classes"] == config["classes"] and contract["mean"] == config["clip"]["normalize"]["mean"]
+    assert (contract["frames"], contract["size"], contract["layout"]) == (3, 32, "B,T,C,H,W")
+    assert main(["export", str(trained), str(out), "--format", "onnx"]) == 2  # exists: --overwrite to replace
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_on_onnx_give_the_pytorch_output(trained, tmp_path, capsys):
+    out = tmp_path / "tsm.onnx"
+    assert main(["export", str(trained), str(out), "--format", "onnx", "--no-dynamic-batch"]) == 0
+    capsys.readouterr()
+    videos = [str(p) for p in sorted((trained.parent / "data" / "videos").rglob("*.avi"))[:3]]
+    runs = {}
+    for extra in ([], ["--onnx", str(out)]):
+        assert main(["predict", str(trained), *videos, "--clips", "2", "--json", *extra]) == 0
+        runs[bool(extra)] = json.loads(capsys.readouterr().out)
+    for a, b in zip(runs[False], runs[True]):
+        assert [t["label"] for t in a["top"]] == [t["label"] for t in b["top"]]
+        np.testing.assert_allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]],
+                                   atol=1e-4)
+    scores = {}
+    for extra in ([], ["--onnx", str(out)]):
+        assert main(["evaluate", str(trained), "--json", "--no-report", *extra]) == 0
+        scores[bool(extra)] = json.loads(capsys.readouterr().out)
+    assert scores[False]["top1"] == scores[True]["top1"] and scores[False]["confusion"] == scores[True]["confusion"]
+
+
+def test_a_file_that_is_not_an_export_of_the_run_is_one_line(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    assert main(["predict", str(trained), str(bad), "--onnx", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a readable ONNX file" in err[0]
+
+def test_an_export_that_does_not_match_pytorch_is_refused_and_not_written(trained, tmp_path, monkeypatch):
+    import vidseq.export.onnx as onnx_export
+    from vidseq.runs import load_run
+
+    run = load_run(trained)
+    other = create_model(**{**run.config.model, "pretrained": False}).eval()  # other weights: other logits
+    diff, same = check_parity(other, export_onnx(run, tmp_path / "a.onnx").path, torch.randn(3, 3, 3, 32, 32))
+    assert diff > 1e-3
+    monkeypatch.setattr(onnx_export, "check_parity", lambda model, path, clips: (diff, same))
+    with pytest.raises(ModelError, match="does not match PyTorch on the run's clips"):
+        export_onnx(run, tmp_path / "b.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx"]  # neither the file nor its temporary
