@@ -88,5 +88,55 @@ def test_a_read_only_destination_that_exists_is_one_line(videos, tmp_path, tmpfs
     (disk / "frames").mkdir()
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     out = vidseq("extract", videos, disk / "frames", "--workers", "1")
-    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
-    assert f"{disk / 'frames'}: read-only filesystem" in out.stderr
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{disk / 'frames'}: cannot be written to (Read-only file system)" in out.stderr
+
+
+def test_a_second_run_on_one_destination_refuses_in_one_line_and_shards_run_side_by_side(videos, tmp_path):
+    import os
+
+    from vidseq.files import exclusive
+
+    dest = tmp_path / "frames"
+    with exclusive(dest, what="frames folder"):
+        out = vidseq("extract", videos, dest, "--workers", "1")
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert f"is being written by another vidseq frames folder run (pid {os.getpid()})" in out.stderr
+        assert not dest.exists()
+        assert vidseq("extract", videos, dest, "--workers", "1", "--shard", "2/2").returncode == 0  # another key
+    with exclusive(dest, what="frames folder", key="-shard-1-of-2"):
+        assert vidseq("extract", videos, dest, "--workers", "1", "--shard", "1/2").returncode == 2
+    assert vidseq("extract", videos, dest, "--workers", "1").returncode == 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".pid")]  # no holder left behind
+
+
+def test_a_lock_dies_with_its_holder(videos, tmp_path):
+    import signal
+    import time
+
+    dest = tmp_path / "frames"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vidseq.files import exclusive\n"
+                               f"with exclusive({str(dest)!r}, what='frames folder'):\n"
+                               "    print('held', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert vidseq("extract", videos, dest, "--workers", "1").returncode == 2
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        time.sleep(0.1)
+        assert vidseq("extract", videos, dest, "--workers", "1").returncode == 0  # the OS released the lock
+    finally:
+        holder.kill()
+
+
+def test_training_and_caching_into_a_folder_in_use_refuse_in_one_line(videos, tmp_path, capsys):
+    from vidseq.cli import main
+    from vidseq.files import exclusive
+
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    with exclusive(run, what="training"), exclusive(cache, what="cache"):
+        assert main(["train", str(videos), "--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained",
+                     "--frames", "2", "--size", "32", "--epochs", "1", "--workers", "0", "--out", str(run)]) == 2
+        assert "is being written by another vidseq training run" in capsys.readouterr().err
+        assert main(["cache", str(videos), str(cache), "--workers", "1"]) == 2
+        assert "is being written by another vidseq cache run" in capsys.readouterr().err

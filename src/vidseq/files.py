@@ -49,3 +49,42 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically (see `atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+
+
+@contextlib.contextmanager
+def exclusive(dest: str | Path, *, what: str, key: str = "") -> Iterator[None]:
+    """Hold the lock of output `dest` for the block: a second vidseq writing to the same `dest` (and `key`, e.g. one
+    shard of it) refuses in one line naming the holder's pid instead of interleaving with the first. The lock is
+    the operating system's (filelock's `flock`), so a process killed while holding it holds it no more.
+
+    The lock file is ``.<dest name>.lock<key>`` beside `dest`, an empty hidden file that stays (removing it on
+    release would let a third run lock a new file while a second still holds the old one).
+    """
+    from filelock import FileLock, Timeout
+
+    dest = Path(dest)
+    path = dest.with_name(f".{dest.name}.lock{key}")
+    holder = path.with_name(path.name + ".pid")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path, timeout=0)
+        lock.acquire()
+    except Timeout:
+        try:
+            pid = holder.read_text().strip() or "unknown"
+        except OSError:
+            pid = "unknown"
+        raise VidseqError(path=dest, reason=f"is being written by another vidseq {what} run (pid {pid}); wait for "
+                          "it to finish, or give another folder") from None
+    except OSError as e:
+        raise VidseqError(path=dest, reason=f"cannot be written to ({e.strerror or e}); give a folder you can "
+                          "write to") from None
+    try:
+        holder.write_text(f"{os.getpid()}\n")
+    except OSError:
+        pass  # the pid is only for the message a second run shows
+    try:
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()

@@ -31,7 +31,7 @@ import torch
 
 from vidseq.clips.sources import FILES, keyframes_of
 from vidseq.errors import DatasetError, VidseqError
-from vidseq.files import output_folder
+from vidseq.files import exclusive, output_folder
 from vidseq.progress import Progress, available_cpus
 from vidseq.sampling import uniform
 
@@ -99,8 +99,15 @@ def build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequen
                 frames: int = 32, workers: int | None = None, progress: bool = True) -> Path:
     """Decode each item (frame folder or video) once into `dest`; returns `dest`.
 
-    A complete cache with the same settings is reused as it is.
+    A complete cache with the same settings is reused as it is; a second build into `dest` while one runs refuses
+    in one line.
     """
+    with exclusive(dest, what="cache"):
+        return _build_cache(paths, dest, labels=labels, size=size, frames=frames, workers=workers, progress=progress)
+
+
+def _build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Sequence[str] | None, size: int,
+                 frames: int, workers: int | None, progress: bool) -> Path:
     from fastai.data.transforms import parent_label
 
     if size < 1 or frames < 1:

@@ -34,7 +34,7 @@ from vidseq.extract.records import (
     write_failures,
 )
 from vidseq.extract.video import _check_quality, _publish, extract_job
-from vidseq.files import output_folder
+from vidseq.files import exclusive, output_folder
 from vidseq.io import VIDEO_EXTENSIONS, frame_files, is_video_file, probe
 from vidseq.progress import Progress, available_cpus
 
@@ -132,7 +132,18 @@ def convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worker
                     timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False,
                     worker_hook: Callable[[Path], None] | None = None) -> ExtractSummary:
     """Convert every video under `src` into `output`'s form under `dest`: the machinery of `extract_dataset`
-    (shards, workers, timeouts, manifest, resuming, split lists) for any per-video conversion."""
+    (shards, workers, timeouts, manifest, resuming, split lists) for any per-video conversion. A second run on
+    the same `dest` (and shard) while this one works refuses in one line (`vidseq.files.exclusive`); shards of
+    one `dest` run side by side."""
+    key = "" if shard is None else f"-shard-{shard[0]}-of-{shard[1]}"
+    with exclusive(dest, what=output.what, key=key):
+        return _convert_dataset(src, dest, output, workers=workers, shard=shard, overwrite=overwrite,
+                                timeout=timeout, progress=progress, worker_hook=worker_hook)
+
+
+def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, workers: int | None,
+                     shard: tuple[int, int] | None, overwrite: bool, timeout: float | None, progress: bool,
+                     worker_hook: Callable[[Path], None] | None) -> ExtractSummary:
     start = time.perf_counter()
     src, dest = Path(src), Path(dest)
     if shard is not None:

@@ -25,7 +25,7 @@ from fastprogress.fastprogress import IN_NOTEBOOK
 from vidseq.clips import build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
 from vidseq.errors import DatasetError, VidseqError, warn_data
-from vidseq.files import output_folder
+from vidseq.files import exclusive, output_folder
 from vidseq.models import Recipe, create_model, input_stats, is_model, model_recipe, splitter, unwrap
 from vidseq.runs import (
     CHECKPOINT,
@@ -118,7 +118,14 @@ def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[s
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable."""
+    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable. A second training into
+    the same run folder while one runs refuses in one line."""
+    run = Path(cfg.out) if cfg.out else default_run_folder(cfg.model)
+    with exclusive(run, what="training") if is_rank0() else contextlib.nullcontext():
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
     from fastai.torch_core import set_seed
 
 
