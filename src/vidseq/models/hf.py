@@ -212,7 +212,10 @@ def hf_model(n_classes: int, *, ref: str, seq_len: int, image_size: tuple[int, i
     if checkpointing:
         if not net.supports_gradient_checkpointing:
             raise ModelError(f"hf:{ref} ({config.model_type}) does not support checkpointing in transformers")
-        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(net, "activation_checkpointing_enable"):  # transformers 5.x's name; the old one is deprecated
+            net.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = HFVideo(net)
     model.rebuild_options = {"hf_config": json.loads(net.config.to_json_string()), "hf_processor": hf_processor,
                              "processor_kind": processor_kind}
