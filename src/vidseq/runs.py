@@ -32,6 +32,9 @@ from vidseq.sampling import DEFAULT_SAMPLER
 CONFIG, WEIGHTS, CHECKPOINT, METRICS = "config.json", "model.safetensors", "checkpoint", "metrics.csv"
 #: What `vidseq evaluate` writes into a run folder: a new training run in that folder removes them.
 EVALUATION_FILES = ("confusion.png", "per_class.csv", "evaluation.json", "report.html")
+#: the largest frame count or side (px) and class count a run's config may give: far above any real run, and small
+#: enough that nothing absurd is allocated from a damaged or hostile config.json
+MAX_CLIP_SIDE, MAX_CLASSES = 4096, 1_000_000
 PICKLE_SUFFIXES = (".pkl", ".pth", ".pt", ".bin", ".ckpt", ".pickle")
 
 
@@ -215,11 +218,26 @@ class RunConfig:
             if stats is not None:
                 clip["normalize"] = Stats(tuple(stats["mean"]), tuple(stats["std"]))
             train = d.get("train") or {}
-            return cls(model=dict(d["model"]), classes=list(d["classes"]), data=DataConfig(**d["data"]),
-                       clip=ClipConfig(**clip), train=TrainSettings(**train), versions=dict(d.get("versions", {})),
-                       format=FORMAT, multi_label=bool(d.get("multi_label", False)), threshold=d.get("threshold"))
+            config = cls(model=dict(d["model"]), classes=list(d["classes"]), data=DataConfig(**d["data"]),
+                         clip=ClipConfig(**clip), train=TrainSettings(**train), versions=dict(d.get("versions", {})),
+                         format=FORMAT, multi_label=bool(d.get("multi_label", False)), threshold=d.get("threshold"))
         except (TypeError, KeyError, ValueError) as e:
             raise ModelError(path=source, reason=f"settings that vidseq does not know or lacks ({e})") from None
+        config.check_sizes(source)
+        return config
+
+    def check_sizes(self, source: str = "config.json") -> None:
+        """Refuse sizes no run has (a damaged or hostile config.json) before anything is built or allocated."""
+        size = self.model.get("image_size")
+        sizes = {"clip.frames": self.clip.frames, "clip.size": self.clip.size, "model.seq_len":
+                 self.model.get("seq_len", self.clip.frames), "model.n_classes": self.model.get("n_classes", 1),
+                 **{f"model.image_size[{i}]": v for i, v in enumerate(size if isinstance(size, list) else [size])
+                    if v is not None}}
+        for name, value in sizes.items():
+            top = MAX_CLASSES if name == "model.n_classes" else MAX_CLIP_SIDE
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise ModelError(path=source, reason=f"{name} is {value!r}, not a whole number from 1 to {top}; the "
+                                 "file is damaged")
 
 
 @dataclass
@@ -270,6 +288,10 @@ def load_run(run: str | Path, *, weights: str | Path | None = None, device: str 
         model = create_model(**model_cfg)
     except TypeError as e:
         raise ModelError(f"{run / CONFIG}: model settings do not fit vidseq's models ({e})") from None
+    except ModelError as e:
+        if e.path is not None:
+            raise
+        raise ModelError(path=run / CONFIG, reason=f"its model cannot be rebuilt here: {e.render()}") from None
     load_weights(model, weights)
     return Run(run, cfg, model.to(device).eval())
 
