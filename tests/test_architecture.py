@@ -19,7 +19,7 @@ STAGES = [
     {"vidseq.models"},
     {"vidseq.runs"},
     {"vidseq.train"},
-    {"vidseq.evaluate", "vidseq.predict"},
+    {"vidseq.evaluate", "vidseq.predict", "vidseq.timeline"},
     {"vidseq.export"},
     {"vidseq.demo", "vidseq.cli", "vidseq.__main__"},
 ]

@@ -26,6 +26,11 @@ def synth(
     multi_label: Annotated[bool, typer.Option("--multi-label", help="A multi-label dataset instead: two panels a "
                                               "clip, each a motion (one label) or still, in DEST/labels.csv "
                                               "(2-6 classes).")] = False,
+    long: Annotated[bool, typer.Option("--long", help="Untrimmed videos instead: each a run of segments of the "
+                                       "classes (2-4 actions each, some with a still scene before them), with the "
+                                       "true segments in DEST/segments.csv.")] = False,
+    videos: Annotated[int, typer.Option(min=1, help="With --long: how many long videos.")] = 4,
+    segments: Annotated[int, typer.Option(min=1, help="With --long: segments per video.")] = 6,
 ) -> None:
     """Write a small UCF101-shaped dataset of motion classes (no download).
 
@@ -45,8 +50,13 @@ def synth(
         changes["width"], changes["height"] = _size(size)
     if multi_label and classes is None:
         changes["classes"] = min(PRESETS[preset].classes, len(MULTI_MOTIONS))
+    if long and multi_label:
+        raise VidseqError("choose --long or --multi-label, not both")
     try:
         cfg = dataclasses.replace(PRESETS[preset], **changes)
+        if long:
+            _long_synth(dest, cfg, videos, segments)
+            return
         if multi_label:
             result = make_multilabel_synth(dest, cfg, progress=sys.stderr.isatty())
     except ValueError as e:
@@ -62,6 +72,19 @@ def synth(
                f"{len(result.classes)} classes to {result.root}/videos")
     typer.echo(f"  classes: {', '.join(result.classes)}")
     typer.echo(f"  split lists: {result.root}/ucfTrainTestlist (train {result.train}, test {result.test})")
+
+
+def _long_synth(dest: Path, cfg, videos: int, segments: int) -> None:
+    from vidseq.datasets.synth_long import LongConfig, make_long_synth
+
+    result = make_long_synth(dest, LongConfig(base=cfg, videos=videos, segments=segments),
+                             progress=sys.stderr.isatty())
+    seconds = result.frames / cfg.fps
+    typer.echo(f"wrote {result.videos} long videos ({seconds:.0f} s, {cfg.width}x{cfg.height}) with "
+               f"{len(result.segments)} segments of {cfg.classes} classes to {result.root}/long")
+    typer.echo(f"  true segments: {result.csv} (path,label,start,end)")
+    typer.echo(f"  train a model on the trimmed classes with: vidseq synth DIR --classes {cfg.classes} "
+               f"--size {cfg.width}x{cfg.height} --seed {cfg.seed}")
 
 
 @app.command()

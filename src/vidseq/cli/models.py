@@ -148,8 +148,8 @@ def evaluate(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
-    videos: Annotated[list[Path], typer.Argument(help="Video files (any container PyAV opens) or frame "
-                                                      "folders.")],
+    videos: Annotated[list[Path] | None, typer.Argument(help="Video files (any container PyAV opens) or frame "
+                                                             "folders.")] = None,
     top: Annotated[int, typer.Option(min=1, help="How many classes to show per file.")] = 5,
     clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
     crops: Annotated[int, typer.Option(min=1, max=3, help="Crops per clip: 1 (centre) or 3 (start, centre, end "
@@ -157,15 +157,47 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
     onnx: Annotated[Path | None, typer.Option(help="Run this ONNX export of the run (onnxruntime) instead of its "
                                                    "PyTorch model.")] = None,
+    timeline: Annotated[bool, typer.Option("--timeline", help="Untrimmed videos: score windows over the whole "
+                                           "video and merge them into segments (what happens when).")] = False,
+    window: Annotated[float, typer.Option(help="Timeline and stream: seconds a window spans.")] = 2.0,
+    stride: Annotated[float | None, typer.Option(help="Timeline and stream: seconds from one window to the next "
+                                                      "(default: half a window).")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0, max=1, help="Timeline: a window's top probability "
+                                                    "below which it is background (default 0.5; a multi-label "
+                                                    "run's own threshold).")] = None,
+    min_length: Annotated[float | None, typer.Option(help="Timeline: the shortest segment in seconds (default: "
+                                                          "one window).")] = None,
+    out: Annotated[Path, typer.Option(help="Timeline: folder for <video>.timeline.json, .png and "
+                                           "segments.csv.")] = Path("timelines"),
+    stream: Annotated[str | None, typer.Option(help="Live input instead of files: a file played at its own rate, "
+                                                    "an rtsp://, http:// or udp:// URL, or a camera such as "
+                                                    "/dev/video0; prints a line when the top label changes.")] = None,
+    stall: Annotated[float, typer.Option(min=0.1, help="Stream: seconds without a frame before the source counts "
+                                                       "as lost.")] = 5.0,
+    retries: Annotated[int, typer.Option(min=0, help="Stream: tries to reconnect to a lost source (waits of "
+                                                     "0.5 s doubling up to 8 s) before giving up.")] = 5,
 ) -> None:
-    """Classify video files directly (no extraction); a bad file gets one error line, the rest go on."""
+    """Classify video files directly (no extraction); a bad file gets one error line, the rest go on. With
+    --timeline, say what happens when in long videos; with --stream, follow a live source."""
     import json
 
+    from vidseq.cli.untrimmed import check_modes, follow_stream, timelines
     from vidseq.predict import predict_files
     from vidseq.runs import load_run
 
+    videos = list(videos or [])
+    check_modes(videos, timeline=timeline, stream=stream, clips=clips, crops=crops)
     loaded = _with_onnx(load_run(run), onnx)
-    preds = predict_files(loaded, videos, top=top, clips=clips, crops=crops, device="cpu" if onnx else None)
+    device = "cpu" if onnx else None
+    if stream is not None:
+        follow_stream(loaded, stream, window=window, stride=stride, threshold=threshold, json_out=json_out,
+                      device=device, timeout=stall, retries=retries)
+        return
+    if timeline:
+        timelines(loaded, videos, window=window, stride=stride, threshold=threshold, min_length=min_length, top=top,
+                  out=out, json_out=json_out, device=device)
+        return
+    preds = predict_files(loaded, videos, top=top, clips=clips, crops=crops, device=device)
     if json_out:
         typer.echo(json.dumps([p.to_dict() for p in preds], indent=2))
     else:

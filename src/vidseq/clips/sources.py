@@ -15,6 +15,7 @@ import torch
 
 from vidseq.errors import TruncatedVideoError, VideoError
 from vidseq.io import list_frames, probe, read_folder_frames, read_frames, video_index
+from vidseq.io.segment import parse_segment, segment_frames
 from vidseq.io.torchcodec import check_decode_device, read_frames_torchcodec
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,16 @@ def keyframes_of(source: FrameSource, path: Path) -> np.ndarray | None:
 
 
 class FileSource:
-    """Frames straight from the files: a frame folder's images or a video file's frames (read by seeking to
-    keyframes where that decodes fewer frames, see `vidseq.io.read`)."""
+    """Frames straight from the files: a frame folder's images, a video file's frames (read by seeking to
+    keyframes where that decodes fewer frames, see `vidseq.io.read`), or a segment's (``long.mp4#t=12,22``, see
+    `vidseq.io.segment`): the frames of that time range of the file, as if it were a file of its own."""
 
     def n_frames(self, path: Path) -> int:
         """Frames in a frame folder (numbered images) or a video file (its index's frames, which also builds the
         index once for every later read; as its container declares them where the index cannot be trusted)."""
         path = Path(path)
+        if (seg := parse_segment(path)) is not None:
+            return segment_frames(seg)[1]
         if path.is_dir():
             return len(list_frames(path))
         index = video_index(path)
@@ -65,20 +69,44 @@ class FileSource:
 
     def exact_frames(self, path: Path) -> int:
         path = Path(path)
+        if (seg := parse_segment(path)) is not None:
+            first, n = segment_frames(seg)
+            return max(0, min(n, probe(seg.file, exact=True).frames - first))
         return self.n_frames(path) if path.is_dir() else probe(path, exact=True).frames
 
     def read(self, path: Path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray:
-        path = Path(path)
+        path, indices = in_file(path, indices)
         if path.is_dir():
             return read_folder_frames(path, indices, min_side=min_side)
         return read_frames(path, indices, min_side=min_side)
 
     def keyframes(self, path: Path) -> np.ndarray | None:
         path = Path(path)
-        if path.is_dir():
+        seg = parse_segment(path)
+        file = seg.file if seg is not None else path
+        if file.is_dir():
             return None
-        index = video_index(path)
-        return index.keyframes if index.seekable else None
+        index = video_index(file)
+        if not index.seekable:
+            return None
+        if seg is None:
+            return index.keyframes
+        first, n = segment_frames(seg)
+        keys = index.keyframes[(index.keyframes >= first) & (index.keyframes < first + n)] - first
+        return keys if len(keys) and keys[0] == 0 else np.concatenate([[0], keys]).astype(np.int64)
+
+
+def in_file(path: Path, indices: Sequence[int]) -> tuple[Path, Sequence[int]]:
+    """(the file, its frame indices) for frames `indices` of item `path`: a segment's frames are frames of its file
+    from the segment's first on; other items are their own file."""
+    path = Path(path)
+    if (seg := parse_segment(path)) is None:
+        return path, indices
+    first, n = segment_frames(seg)
+    idx = np.asarray(indices, dtype=np.int64)
+    if len(idx) and (idx.min() < 0 or idx.max() >= n):
+        raise VideoError(path=path, reason=f"asked for frame {int(idx.max())} of a segment of {n} frames")
+    return seg.file, (idx + first).tolist()
 
 
 class TorchcodecSource(FileSource):
@@ -90,7 +118,7 @@ class TorchcodecSource(FileSource):
         self.device = check_decode_device(device)
 
     def read(self, path: Path, indices: Sequence[int], *, min_side: int | None = None) -> np.ndarray | torch.Tensor:
-        path = Path(path)
+        path, indices = in_file(path, indices)
         if path.is_dir():
             return read_folder_frames(path, indices, min_side=min_side)
         try:

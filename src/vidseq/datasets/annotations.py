@@ -28,7 +28,7 @@ SSV2_VIDEOS = "20bn-something-something-v2"
 _SIDE_WORDS = (("train", False), ("val", True), ("test", True))
 
 
-def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+def read_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of a whitespace-separated text file, skipping blank lines and comments."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -73,16 +73,22 @@ def _label_names(folder: Path) -> list[str] | None:
     return [line.strip() for line in maps[0].read_text(encoding="utf-8-sig").splitlines() if line.strip()]
 
 
+def first_fields(path: Path) -> list[str]:
+    """The fields of the first line of a .txt list file; [] for anything else or a file that cannot be read."""
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        return []
+    try:
+        first = next(read_lines(path), None)
+    except DatasetError:
+        return []
+    return first[1] if first else []
+
+
 def is_mmaction_list(path: Path) -> bool:
     """Whether `path` looks like an MMAction2 list: a .txt whose first line is ``path label`` or
     ``path n_frames label`` with whole numbers after the path."""
-    if path.suffix.lower() != ".txt" or not path.is_file():
-        return False
-    try:
-        first = next(_lines(path), None)
-    except DatasetError:
-        return False
-    return first is not None and len(first[1]) in (2, 3) and all(f.isdigit() for f in first[1][1:])
+    fields = first_fields(path)
+    return len(fields) in (2, 3) and all(f.isdigit() for f in fields[1:])
 
 
 def read_mmaction_list(path: Path) -> Manifest:
@@ -94,7 +100,7 @@ def read_mmaction_list(path: Path) -> Manifest:
     items, sides, missing, kinds = [], [], [], set()
     for lst in lists:
         side = _side(lst.name)
-        for n, fields in _lines(lst):
+        for n, fields in read_lines(lst):
             if len(fields) < 2 or not all(f.isdigit() for f in fields[1:]):
                 raise DatasetError(f"{lst}:{n}: expected 'path label...' (videos) or 'folder n_frames label...' "
                                    f"(frame folders) with whole numbers, got {' '.join(fields)!r}")

@@ -18,6 +18,14 @@ from vidseq.datasets.annotations import is_mmaction_list, is_ssv2, read_mmaction
 from vidseq.datasets.fetch import DATASETS, dataset_dir
 from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, _stem, group_of, label_set, parent_label, scan_tree
 from vidseq.datasets.manifest import read_manifest_csv
+from vidseq.datasets.segments import (
+    is_kinetics_csv,
+    is_segment_csv,
+    is_segment_list,
+    read_kinetics_csv,
+    read_segment_csv,
+    read_segment_list,
+)
 from vidseq.datasets.splitlists import SplitLists, find_split_lists, read_split
 from vidseq.datasets.splitters import GroupSplitter, StratifiedSplitter
 from vidseq.errors import DatasetError
@@ -143,17 +151,25 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     root = resolve_data(data)
     csv_valid = None
     missing: list[str] = []
+    warnings: list[str] = []
     if root.is_file() or is_ssv2(root):
         if is_ssv2(root):
             manifest = read_ssv2(root)
         elif is_mmaction_list(root):
             manifest = read_mmaction_list(root)
+        elif is_segment_list(root):
+            manifest = read_segment_list(root)
+        elif is_kinetics_csv(root):
+            manifest = read_kinetics_csv(root)
+        elif is_segment_csv(root):
+            manifest = read_segment_csv(root)
         elif root.suffix.lower() == ".csv":
             manifest = read_manifest_csv(root)
         else:
             raise DatasetError(path=root, reason="not a folder, a .csv manifest (path,label[,split]), an MMAction2 "
                                "list (path label) or Something-Something v2's annotations")
         items, kind, csv_valid, missing = manifest.items, manifest.kind, manifest.is_valid, manifest.missing
+        warnings += manifest.notes
         search = root.parent if root.is_file() else root
     else:
         items, kind = _tree_items(root)
@@ -165,7 +181,6 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     if mode == "csv" and csv_valid is None:
         raise DatasetError(path=root, reason="split 'csv' needs a CSV manifest with a split column (train/valid/test)")
 
-    warnings: list[str] = []
     lists = None
     unlisted = 0
     classes = sorted(_classes(items, multi_label))

@@ -4,7 +4,7 @@ header of ``path[,split]`` and one 0/1 column per class), and the ``manifest.csv
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidseq.datasets.items import LABEL_SEP, Item, group_of
@@ -21,6 +21,7 @@ class Manifest:
     kind: str
     is_valid: list[bool] | None
     missing: list[str]
+    notes: list[str] = field(default_factory=list)  # what the reader noticed and worked around (shown as warnings)
 
 
 _SIDES = {"train": False, "training": False, "valid": True, "validation": True, "val": True, "test": True}
@@ -29,6 +30,14 @@ _SIDES = {"train": False, "training": False, "valid": True, "validation": True, 
 #: First-row cells that name columns rather than hold a path or a label: a header vidseq does not know.
 _HEADER_WORDS = {"file", "filename", "filepath", "file_path", "video", "video_path", "clip", "name", "class",
                  "category", "action", "target", "y", "class_name", "classname"}
+
+
+def open_csv(path: Path):
+    """`path` opened for the csv module (UTF-8, a byte-order mark skipped); one line naming it if it cannot be."""
+    try:
+        return open(path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise DatasetError(path=path, reason=f"cannot read ({e.strerror or e})") from None
 
 
 def read_manifest_csv(path: Path) -> Manifest:
@@ -53,11 +62,7 @@ def _read_csv_items(path: Path) -> Manifest:
     class_cols: dict[int, str] = {}  # column -> class, for a manifest of one 0/1 column per class
     header = False
     failed = 0
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")
-    except OSError as e:
-        raise DatasetError(path=path, reason=f"cannot read ({e.strerror or e})") from None
-    with f:
+    with open_csv(path) as f:
         reader = csv.reader(f)
         first = True
         for row in reader:

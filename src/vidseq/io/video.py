@@ -12,7 +12,7 @@ Clips of chosen frames are read by `vidseq.io.read.read_frames`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -352,6 +352,12 @@ class FrameReader:
         """Each frame as a (H, W, 3) uint8 RGB array."""
         for frame in self._frames():
             yield self._to_rgb(frame)
+
+    def rgb_where(self, wanted: Callable[[int], bool]) -> Iterator[tuple[int, np.ndarray | None]]:
+        """(index, RGB array) of every frame in order, with None for the frames `wanted(index)` turns down: they are
+        decoded (a decoder cannot skip them) but not converted, which is most of a frame's cost at small sizes."""
+        for i, frame in enumerate(self._frames()):
+            yield i, self._to_rgb(frame) if wanted(i) else None
 
     def yuv420(self, *, full_range: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Each frame as (Y, U, V) uint8 planes of a 4:2:0 picture: Y is (H, W), U and V are

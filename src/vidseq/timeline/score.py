@@ -1,0 +1,169 @@
+"""A run's model over the whole of a long video: windows scored in batches, read once, in order, with bounded memory.
+
+>>> tl = predict_timeline("runs/cnn_lstm", "match.mp4", window=2.0)    # doctest: +SKIP
+>>> [(s.label, s.start, s.end) for s in tl.segments][:2]
+[('JumpRope', 3.5, 12.0), ('PushUps', 14.0, 30.5)]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidseq.clips import ClipTfm
+from vidseq.errors import VidseqError
+from vidseq.evaluate.inference import clip_tfm_for, normalize
+from vidseq.io import FrameReader
+from vidseq.io.segment import frame_times
+from vidseq.progress import Progress
+from vidseq.runs import Run, load_run
+from vidseq.timeline.windows import Assembler, Segment, Window, merge_segments, plan_windows, window_offsets
+
+DEFAULT_WINDOW = 2.0  #: seconds a window spans unless told
+DEFAULT_THRESHOLD = 0.5  #: a single-label run's top probability below which a window is background
+
+
+@dataclass
+class Timeline:
+    """Every window's class probabilities over one video, and the segments they make."""
+
+    path: str
+    classes: list[str]
+    duration: float
+    fps: float
+    window: float
+    stride: float
+    threshold: float
+    min_length: float
+    starts: np.ndarray  # (K,) seconds
+    ends: np.ndarray  # (K,)
+    probs: np.ndarray  # (K, C)
+    segments: list[Segment] = field(default_factory=list)
+    incomplete: str | None = None  # why the video ended before its frames did (a damaged file), if it did
+
+    @property
+    def centres(self) -> np.ndarray:
+        return (self.starts + self.ends) / 2
+
+    def windows(self, top: int = 5) -> list[dict]:
+        """Each window's time range and its `top` classes with their probabilities."""
+        k = min(top, len(self.classes))
+        return [{"start": round(float(s), 3), "end": round(float(e), 3),
+                 "top": [{"label": self.classes[c], "probability": round(float(p[c]), 4)} for c in np.argsort(-p)[:k]]}
+                for s, e, p in zip(self.starts, self.ends, self.probs)]
+
+    def to_dict(self, top: int = 5) -> dict:
+        out = {"path": self.path, "duration": round(self.duration, 3), "fps": round(self.fps, 3),
+               "window": self.window, "stride": self.stride, "threshold": self.threshold,
+               "min_length": self.min_length, "classes": list(self.classes),
+               "segments": [s.to_dict() for s in self.segments], "windows": self.windows(top)}
+        return out if self.incomplete is None else {**out, "incomplete": self.incomplete}
+
+
+class WindowScorer:
+    """Batches windows' clips through a run's model: `add` a clip (T, 3, S, S) uint8, get probabilities back
+    from `flush` once a batch is full."""
+
+    def __init__(self, run: Run, device: str | torch.device, bs: int):
+        self.run, self.device, self.bs = run, torch.device(device), bs
+        self.model = run.model.to(self.device).eval()
+        self._clips: list[torch.Tensor] = []
+
+    def add(self, clip: torch.Tensor) -> np.ndarray | None:
+        """Queue one window's clip; the probabilities (bs, C) of a full batch when this one fills it."""
+        self._clips.append(clip)
+        return self.flush() if len(self._clips) >= self.bs else None
+
+    @torch.no_grad()
+    def flush(self) -> np.ndarray | None:
+        if not self._clips:
+            return None
+        x = normalize(torch.stack(self._clips).to(self.device), self.run.config)
+        self._clips = []
+        logits = self.model(x).float()
+        return (logits.sigmoid() if self.run.config.multi_label else logits.softmax(-1)).cpu().numpy()
+
+
+def frame_tfm(tfm: ClipTfm):
+    """One frame (H, W, 3) uint8 -> (1, 3, S, S) uint8 as the run's validation clips are cropped and resized: the
+    centre crop depends on the frame size only, so frames prepared one by one equal a clip prepared at once."""
+    rng = random.Random(0)
+    return lambda rgb: tfm.resize(rgb[None], train=False, rng=rng)
+
+
+def _check(window: float, stride: float, min_length: float) -> None:
+    for name, value in (("window", window), ("stride", stride)):
+        if not value > 0:
+            raise VidseqError(f"{{{name}}} must be a positive number of seconds, got {value}", params={name: value})
+    if min_length < 0:
+        raise VidseqError(f"{{min_length}} must be 0 or more seconds, got {min_length}",
+                          params={"min_length": min_length})
+
+
+def predict_timeline(run: str | Path | Run, path: str | Path, *, window: float = DEFAULT_WINDOW,
+                     stride: float | None = None, threshold: float | None = None, min_length: float | None = None,
+                     bs: int = 16, device: str | torch.device | None = None,
+                     progress: bool | None = False) -> Timeline:
+    """Score windows of `window` seconds every `stride` seconds (default half a window) over all of `path` and
+    merge them into segments (`vidseq.timeline.windows.merge_segments`: `threshold`, default 0.5 or a
+    multi-label run's own; `min_length`, default one window). The video is decoded once, in order; only the
+    frames windows sample are converted, and only those of windows still open are held, so memory does not grow
+    with the video's length. VideoError when the file is not a readable video."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    run = run if isinstance(run, Run) else load_run(run, device=device)
+    stride = window / 2 if stride is None else stride
+    min_length = window if min_length is None else min_length
+    _check(window, stride, min_length)
+    if threshold is None:
+        threshold = (run.config.threshold or 0.5) if run.config.multi_label else DEFAULT_THRESHOLD
+    path = Path(path)
+    times = frame_times(path)
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1 / 25
+    fps = 1 / step if step > 0 else 25.0
+    tfm = clip_tfm_for(run.config)
+    windows = plan_windows(len(times), max(1, round(window * fps)), max(1, round(stride * fps)),
+                           lambda m: window_offsets(m, tfm.seq_len, sampler=tfm.sampler, pad=tfm.pad, step=tfm.step))
+    scorer = WindowScorer(run, device, bs)
+    probs: list[np.ndarray] = []
+    done: list[Window] = []
+    prepare = frame_tfm(tfm)
+    asm = Assembler(windows)
+    with FrameReader(path, min_side=tfm.image_size) as reader, \
+            Progress("timeline", len(times), unit="frames", enabled=progress) as bar:
+        for i, rgb in reader.rgb_where(asm.needs):
+            for w, frames in asm.push(i, None if rgb is None else prepare(rgb)):
+                done.append(w)
+                if (p := scorer.add(torch.cat(frames))) is not None:
+                    probs.append(p)
+            bar.update(1)
+        incomplete = reader.incomplete()
+    if (p := scorer.flush()) is not None:
+        probs.append(p)
+    if not done:
+        incomplete = incomplete or "no window's frames could be decoded"
+    duration = float(times[-1] + step) if len(times) else 0.0
+    starts = np.array([times[w.first] for w in done], dtype=float)
+    ends = np.array([min(duration, times[w.last] + step) for w in done], dtype=float)
+    p = np.concatenate(probs) if probs else np.zeros((0, len(run.classes)))
+    tl = Timeline(str(path), list(run.classes), duration, fps, window, stride, threshold, min_length, starts, ends, p,
+                  incomplete=incomplete)
+    tl.segments = merge_segments(p, tl.centres, duration, run.classes, threshold=threshold, min_length=min_length,
+                                 multi_label=run.config.multi_label)
+    return tl
+
+
+def segments_csv(timelines: Sequence[Timeline]) -> str:
+    """path,label,start,end,score rows of every timeline's segments: the CSV vidseq reads as segments."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "label", "start", "end", "score"])
+    for tl in timelines:
+        writer.writerows([tl.path, s.label, f"{s.start:.3f}", f"{s.end:.3f}", f"{s.score:.4f}"] for s in tl.segments)
+    return out.getvalue()
