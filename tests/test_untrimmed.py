@@ -274,3 +274,39 @@ def test_a_udp_stream_that_stalls_is_reconnected_then_given_up(run, long_data):
                 p.kill()
     decisions = [json.loads(line) for line in seen if line.startswith("{")]
     assert decisions and all(d["latency_ms"] >= 0 for d in decisions)
+
+
+def test_extract_segments_writes_a_frame_folder_per_segment(tmp_path, make_video):
+    video = make_video("videos/v.mp4", n=100, fps=25, codec="libx264", options={"g": "10", "bf": "0"})
+    (tmp_path / "s.csv").write_text("path,label,start,end,split\n"
+                                    "videos/v.mp4,Jump,0,1,train\n"
+                                    "videos/v.mp4,Run,1.5,3.2,valid\n"
+                                    "videos/v.mp4,Run,9,10,valid\n"  # past the end: left out, reported
+                                    "videos/gone.mp4,Run,0,1,valid\n")
+    dest = tmp_path / "frames"
+    assert main(["extract", "--segments", str(tmp_path / "s.csv"), str(dest)]) == 0
+    first = sorted((dest / "Jump" / "v_000000_000001").iterdir(), key=lambda p: int(p.stem))
+    second = dest / "Run" / "v_000001500ms_000003200ms"
+    assert len(first) == 25 and len(list(second.iterdir())) == 42  # frames 38-79: 1.52 s to 3.16 s
+    from vidseq.io import read_folder_frames
+
+    # the segment's first and last frames are the file's frames 38 and 79 (closest of their neighbours: JPEG)
+    for got, at in zip(read_folder_frames(second, [0, 41]).astype(float), (38, 79)):
+        near = read_frames(video, [at - 2, at, at + 2]).astype(float)
+        assert np.argmin([np.abs(got - f).mean() for f in near]) == 1
+    assert (dest / "frames.csv").read_text() == ("path,label,split\nJump/v_000000_000001,Jump,train\n"
+                                                 "Run/v_000001500ms_000003200ms,Run,valid\n")
+    items = load_items(dest / "frames.csv")
+    assert items.kind == "frames" and items.is_valid == [False, True]
+    assert main(["extract", "--segments", str(tmp_path / "s.csv"), str(dest)]) == 0  # a rerun skips them
+    assert main(["extract", "--segments", str(tmp_path / "s.csv"), str(dest), str(tmp_path / "x")]) == 2
+
+
+def test_training_and_evaluation_take_segments_as_items(tmp_path, long_data):
+    out = tmp_path / "run"
+    assert main(["train", str(long_data.csv), "--split", "random", "--model", "frame_avg", "--backbone", "resnet18",
+                 "--no-pretrained", "--size", "32", "--frames", "3", "--bs", "4", "--workers", "0", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["classes"] == sorted({s.label for _, s in long_data.segments})
+    assert main(["evaluate", str(out)]) == 0

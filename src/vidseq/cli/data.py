@@ -207,7 +207,8 @@ def info(
 @app.command()
 def extract(
     src: Annotated[Path, typer.Argument(help="A folder tree of videos (.avi .mp4 .mkv .webm .mov ...) or one video.")],
-    dest: Annotated[Path, typer.Argument(help="Folder for the frames: DEST/<Class>/<video_stem>/<i>.jpg.")],
+    dest: Annotated[Path | None, typer.Argument(help="Folder for the frames: DEST/<Class>/<video_stem>/<i>.jpg.",
+                                                show_default=False)] = None,
     size: Annotated[int | None, typer.Option(min=1, help="Resize so the short side is SIZE pixels "
                                                          "(default: keep the video's size).")] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality, 1-100.")] = 90,
@@ -219,6 +220,10 @@ def extract(
                                                                 "complete.")] = False,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds one video may take before its worker is "
                                                        "stopped and the video recorded as failed.")] = 600.0,
+    segments: Annotated[Path | None, typer.Option(help="Annotations with time ranges (a CSV with start,end columns, "
+                                                       "a Kinetics CSV, a path start end label list): one frame "
+                                                       "folder per segment, DEST/<label>/<video>_<start>_<end>/; "
+                                                       "then give only DEST.")] = None,
 ) -> None:
     """Turn videos into folders of JPEG frames, fast, atomically and resumably.
 
@@ -230,6 +235,23 @@ def extract(
     from vidseq.extract import extract_dataset
 
     part = _shard(shard)
+    if segments is not None:
+        if dest is not None:
+            raise VidseqError("with {segments} give only DEST (the videos are the ones the annotations name)",
+                              params={"segments": segments})
+        from vidseq.extract.segments import extract_segments
+
+        s = extract_segments(segments, src, size=size, quality=quality, workers=workers, shard=part,
+                             overwrite=overwrite, timeout=timeout, progress=True)
+        for row in s.missing[:10]:
+            typer.echo(f"vidseq: warning: left out {row}", err=True)
+        if len(s.missing) > 10:
+            typer.echo(f"vidseq: warning: ... and {len(s.missing) - 10} more rows left out", err=True)
+        _report(s, part, "extracted", f"frames: {s.dest}/<label>/<video>_<start>_<end>/<i>.jpg, listed in "
+                f"{s.dest}/frames.csv")
+        return
+    if dest is None:
+        raise VidseqError("give SRC and DEST (or {segments} ANNOTATIONS and DEST)", params={"segments": "FILE"})
     s = extract_dataset(src, dest, size=size, quality=quality, workers=workers, shard=part, overwrite=overwrite,
                         timeout=timeout, progress=True)
     _report(s, part, "extracted", f"frames: {s.dest}/<Class>/<video>/<i>.jpg")

@@ -8,7 +8,7 @@ does not leak.
 
 from vidseq.datasets.fetch import DATASETS, DatasetSpec, Remote, dataset_dir, fastai_dirs, fetch_dataset
 from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, format_summary, group_of, label_set, parent_label, scan_tree
-from vidseq.datasets.load import SPLIT_MODES, load_items, resolve_data
+from vidseq.datasets.load import SPLIT_MODES, load_items, read_annotations, resolve_data
 from vidseq.datasets.manifest import Manifest, read_manifest_csv
 from vidseq.datasets.splitlists import ListEntry, SplitLists, find_split_lists, read_class_index, read_split
 from vidseq.datasets.splitters import GroupSplitter, StratifiedSplitter, split_groups
@@ -38,6 +38,7 @@ __all__ = [
     "is_frame_name",
     "label_set",
     "load_items",
+    "read_annotations",
     "parent_label",
     "read_class_index",
     "read_manifest_csv",

@@ -17,7 +17,7 @@ from pathlib import Path
 from vidseq.datasets.annotations import is_mmaction_list, is_ssv2, read_mmaction_list, read_ssv2
 from vidseq.datasets.fetch import DATASETS, dataset_dir
 from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, _stem, group_of, label_set, parent_label, scan_tree
-from vidseq.datasets.manifest import read_manifest_csv
+from vidseq.datasets.manifest import Manifest, read_manifest_csv
 from vidseq.datasets.segments import (
     is_kinetics_csv,
     is_segment_csv,
@@ -47,6 +47,25 @@ def resolve_data(data: str | Path) -> Path:
         return root
     raise DatasetError(path=data, reason=f"no such file or folder (give a folder of class folders, a CSV manifest, "
                        f"or one of {', '.join(DATASETS)})")
+
+
+def read_annotations(path: Path) -> Manifest:
+    """The items of an annotation file (or Something-Something v2's folder), whatever its format: an MMAction2
+    list, a ``path start end label`` list, a Kinetics CSV, vidseq's CSV with or without time ranges."""
+    if is_ssv2(path):
+        return read_ssv2(path)
+    if is_mmaction_list(path):
+        return read_mmaction_list(path)
+    if is_segment_list(path):
+        return read_segment_list(path)
+    if is_kinetics_csv(path):
+        return read_kinetics_csv(path)
+    if is_segment_csv(path):
+        return read_segment_csv(path)
+    if path.suffix.lower() == ".csv":
+        return read_manifest_csv(path)
+    raise DatasetError(path=path, reason="not a folder, a .csv manifest (path,label[,split]), an MMAction2 list "
+                       "(path label), a list of path start end label, or Something-Something v2's annotations")
 
 
 def _parse_split(split: str) -> tuple[str, int]:
@@ -137,7 +156,9 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
 
     data: "ucf101" or "hmdb51" (in fastai's data folder), a folder-per-class tree of videos or of frame
     folders, a CSV manifest ``path,label[,split]``, an MMAction2 list file (with its partner list as the other
-    side) or Something-Something v2's annotations (`vidseq.datasets.annotations`).
+    side) or Something-Something v2's annotations (`vidseq.datasets.annotations`); annotations with time ranges
+    (vidseq's CSV with start and end columns, Kinetics' CSVs, ``path start end label`` lists) make an item of each
+    segment of a long video (`vidseq.datasets.segments`).
     split: "auto" (the CSV's split column or the annotation files' own split,
     else official split 1 when split lists exist, else "group"
     when names are UCF-style ``_gNN_``, else "random"), "official" / "official:N" (N in 1..3), "group",
@@ -153,21 +174,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     missing: list[str] = []
     warnings: list[str] = []
     if root.is_file() or is_ssv2(root):
-        if is_ssv2(root):
-            manifest = read_ssv2(root)
-        elif is_mmaction_list(root):
-            manifest = read_mmaction_list(root)
-        elif is_segment_list(root):
-            manifest = read_segment_list(root)
-        elif is_kinetics_csv(root):
-            manifest = read_kinetics_csv(root)
-        elif is_segment_csv(root):
-            manifest = read_segment_csv(root)
-        elif root.suffix.lower() == ".csv":
-            manifest = read_manifest_csv(root)
-        else:
-            raise DatasetError(path=root, reason="not a folder, a .csv manifest (path,label[,split]), an MMAction2 "
-                               "list (path label) or Something-Something v2's annotations")
+        manifest = read_annotations(root)
         items, kind, csv_valid, missing = manifest.items, manifest.kind, manifest.is_valid, manifest.missing
         warnings += manifest.notes
         search = root.parent if root.is_file() else root

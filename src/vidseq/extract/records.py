@@ -65,6 +65,7 @@ class ExtractSummary:
     failures: Path
     split_lists: list[Path] = field(default_factory=list)  #: official split folders copied into DEST
     records: list[VideoRecord] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  #: annotation rows left out (no file, a range past its end)
 
     @property
     def ok(self) -> bool:

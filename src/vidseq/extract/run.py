@@ -36,6 +36,7 @@ from vidseq.extract.records import (
 from vidseq.extract.video import _check_quality, _publish, extract_job
 from vidseq.files import exclusive, output_folder
 from vidseq.io import VIDEO_EXTENSIONS, frame_files, is_video_file, probe
+from vidseq.io.segment import parse_segment
 from vidseq.progress import Progress, available_cpus
 
 #: Official split-list folders copied along from SRC or its parent: UCF101's and HMDB51's.
@@ -130,20 +131,23 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
 def convert_dataset(src: str | Path, dest: str | Path, output: Output, *, workers: int | None = None,
                     shard: tuple[int, int] | None = None, overwrite: bool = False,
                     timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False,
-                    worker_hook: Callable[[Path], None] | None = None) -> ExtractSummary:
+                    worker_hook: Callable[[Path], None] | None = None,
+                    listed: list[tuple[Path, str, str]] | None = None) -> ExtractSummary:
     """Convert every video under `src` into `output`'s form under `dest`: the machinery of `extract_dataset`
     (shards, workers, timeouts, manifest, resuming, split lists) for any per-video conversion. A second run on
     the same `dest` (and shard) while this one works refuses in one line (`vidseq.files.exclusive`); shards of
-    one `dest` run side by side."""
+    one `dest` run side by side. `listed` gives the videos (path, name relative to `dest`, label) instead of a
+    tree: the segments of an annotation file `src`."""
     key = "" if shard is None else f"-shard-{shard[0]}-of-{shard[1]}"
     with exclusive(dest, what=output.what, key=key):
         return _convert_dataset(src, dest, output, workers=workers, shard=shard, overwrite=overwrite,
-                                timeout=timeout, progress=progress, worker_hook=worker_hook)
+                                timeout=timeout, progress=progress, worker_hook=worker_hook, listed=listed)
 
 
 def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, workers: int | None,
                      shard: tuple[int, int] | None, overwrite: bool, timeout: float | None, progress: bool,
-                     worker_hook: Callable[[Path], None] | None) -> ExtractSummary:
+                     worker_hook: Callable[[Path], None] | None,
+                     listed: list[tuple[Path, str, str]] | None = None) -> ExtractSummary:
     start = time.perf_counter()
     src, dest = Path(src), Path(dest)
     if shard is not None:
@@ -153,13 +157,13 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
         raise ValueError(f"workers must be at least 1, got {workers}")
     if not src.exists():
         raise DatasetError(path=src, reason="no such file or folder")
-    if src.is_file() and not is_video_file(src):
+    if src.is_file() and not is_video_file(src) and listed is None:
         raise DatasetError(path=src,
                            reason=f"not a video file (known extensions: {' '.join(sorted(VIDEO_EXTENSIONS))})")
     if src.is_dir() and (dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents):
         raise DatasetError(path=dest, reason=f"the output must go outside the videos' folder {src} (a dataset "
                            "folder holds videos or frame folders, not both); choose another DEST")
-    all_videos = find_videos(src)
+    all_videos = find_videos(src) if listed is None else [(p, rel) for p, rel, _ in listed]
     if not all_videos:
         raise DatasetError(path=src, reason=f"no video files found (looked for {' '.join(sorted(VIDEO_EXTENSIONS))})")
     # outputs are assigned over all videos, so that every shard settles a name clash the same way
@@ -174,7 +178,8 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
     split_lists = _copy_split_lists(src, dest, overwrite=overwrite) if src.is_dir() else []
     manifest_path, failures_path = output_names(dest, shard)
     prior = {rec.video: rec for rec in read_manifest(dest)}
-    label_of = {rel: (p.parent.name if src.is_dir() else src.resolve().parent.name) for p, rel in videos}
+    label_of = {rel: (p.parent.name if src.is_dir() else src.resolve().parent.name) for p, rel in videos} \
+        if listed is None else {rel: label for _, rel, label in listed}
 
     records: dict[str, VideoRecord] = {}
     jobs: list[tuple[Path, str, Path]] = []
@@ -254,8 +259,9 @@ def _complete_record(rel: str, label: str, folder: str, out: Path, video: Path, 
         pass
     if _other_size(width, height, size):
         return None
+    seg = parse_segment(video)
     try:
-        fps = probe(video).fps
+        fps = probe(video if seg is None else seg.file).fps
     except VideoError:
         fps = 0.0
     return VideoRecord(rel, label, len(files), fps, width, height, DONE, folder)

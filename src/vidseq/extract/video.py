@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import VideoError
+from vidseq.errors import TruncatedVideoError, VideoError
 from vidseq.extract.records import DONE, PARTIAL, VideoRecord
-from vidseq.io import FrameReader
+from vidseq.io import FrameReader, probe, read_frames
+from vidseq.io.segment import Segment, parse_segment, segment_frames
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
@@ -28,6 +29,8 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
 
     _check_quality(quality)
     video, out_dir = Path(video), Path(out_dir)
+    if (seg := parse_segment(video)) is not None:
+        return _extract_segment(seg, out_dir, size=size, quality=quality)
     tmp = tmp_dir(out_dir, os.getpid())
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -57,6 +60,45 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
         raise
     return VideoRecord(video=str(video), label=video.parent.name, frames=n, fps=fps, width=width, height=height,
                        status=PARTIAL if reason else DONE, folder=str(out_dir), reason=reason)
+
+
+#: Frames of a segment read (by seeking, see `vidseq.io.read_frames`) and written at a time: bounded memory.
+SEGMENT_CHUNK = 64
+
+
+def _extract_segment(seg: Segment, out_dir: Path, *, size: int | None, quality: int) -> VideoRecord:
+    """A segment of a long video (``long.mp4#t=12,22``) as its own frame folder: only its frames are decoded
+    (seeking to the keyframe before them), in chunks, and written atomically as `extract_video` does."""
+    import simplejpeg
+
+    first, n = segment_frames(seg)
+    tmp = tmp_dir(out_dir, os.getpid())
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    written, reason, height, width = 0, "", 0, 0
+    try:
+        for at in range(0, n, SEGMENT_CHUNK):
+            try:
+                frames = read_frames(seg.file, range(first + at, first + min(n, at + SEGMENT_CHUNK)), size=size)
+            except TruncatedVideoError as e:
+                reason = f"{e.reason}; kept the {written} frames of the segment decoded before it"
+                break
+            for rgb in frames:
+                _write_file(os.path.join(tmp, f"{written}.jpg"), simplejpeg.encode_jpeg(
+                    np.ascontiguousarray(rgb), quality=quality, colorsubsampling="420"))
+                written += 1
+            height, width = frames.shape[1:3]
+        if written == 0:
+            raise VideoError(path=seg.path, reason="no frame of the segment could be decoded" +
+                             (f" ({reason})" if reason else ""))
+        fps = probe(seg.file).fps
+        _publish(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return VideoRecord(video=str(seg.path), label=seg.file.parent.name, frames=written, fps=fps, width=width,
+                       height=height, status=PARTIAL if reason else DONE, folder=str(out_dir), reason=reason)
 
 
 def _write_file(path: str, data: bytes) -> None:
