@@ -83,8 +83,8 @@ def _long_synth(dest: Path, cfg, videos: int, segments: int) -> None:
     typer.echo(f"wrote {result.videos} long videos ({seconds:.0f} s, {cfg.width}x{cfg.height}) with "
                f"{len(result.segments)} segments of {cfg.classes} classes to {result.root}/long")
     typer.echo(f"  true segments: {result.csv} (path,label,start,end)")
-    typer.echo(f"  train a model on the trimmed classes with: vidseq synth DIR --classes {cfg.classes} "
-               f"--size {cfg.width}x{cfg.height} --seed {cfg.seed}")
+    typer.echo(f"  their trimmed classes: vidseq synth DIR --classes {cfg.classes} --frames {cfg.frames} "
+               f"--size {cfg.width}x{cfg.height} --seed {cfg.seed} (one action = {cfg.frames / cfg.fps:g} s)")
 
 
 @app.command()
