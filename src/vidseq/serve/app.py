@@ -159,41 +159,44 @@ def create_app(run: Run, *, max_bytes: int = 100_000_000, timeout: float = 60.0,
             raise UploadError(503, f"the server is busy ({queue} requests in progress); try again shortly")
         state["pending"] += 1
         fd, name = tempfile.mkstemp(prefix="upload-", dir=uploads["dir"])  # 0600, no name from the client
-        path = Path(name)
+        path, upload = Path(name), os.fdopen(fd, "wb")
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
+
+        async def handle() -> dict:
+            with upload as f:
+                fields, filename, size = await receive_upload(request, f, max_bytes=max_bytes)
+            top = _int(fields, "top", 5, 1, 1000)
+            clips = _int(fields, "clips", 1, 1, MAX_CLIPS)
+            want_timeline = _flag(fields, "timeline")
+            t1 = time.perf_counter()
+            ready = await loop.run_in_executor(pool, lambda: prepare(run, path, clips=clips))
+            t2 = time.perf_counter()
+            try:
+                probs = await asyncio.wrap_future(batcher.submit(ready.views))
+            except QueueFull:
+                raise UploadError(503, "the model's queue is full; try again shortly") from None
+            t3 = time.perf_counter()
+            out = top_k(run, probs.mean(0), filename, top)
+            out["frames"] = ready.frames
+            info = ready.info
+            out["video"] = {"duration": info.duration, "fps": info.fps, "frames": info.frames, "width": info.width,
+                            "height": info.height, "container": info.container, "codec": info.codec, "bytes": size}
+            if want_timeline:
+                out["timeline"] = await loop.run_in_executor(pool, lambda: timeline(run, path, device))
+                out["timeline"]["path"] = filename
+            out["timing_ms"] = {"upload": round((t1 - t0) * 1e3, 1), "decode": round((t2 - t1) * 1e3, 1),
+                                "model": round((t3 - t2) * 1e3, 1),
+                                "total": round((time.perf_counter() - t0) * 1e3, 1)}
+            state["served"] += 1
+            return out
+
         try:
-            async with asyncio.timeout(timeout):
-                with os.fdopen(fd, "wb") as f:
-                    fields, filename, size = await receive_upload(request, f, max_bytes=max_bytes)
-                top = _int(fields, "top", 5, 1, 1000)
-                clips = _int(fields, "clips", 1, 1, MAX_CLIPS)
-                want_timeline = _flag(fields, "timeline")
-                t1 = time.perf_counter()
-                ready = await loop.run_in_executor(pool, lambda: prepare(run, path, clips=clips))
-                t2 = time.perf_counter()
-                try:
-                    probs = await asyncio.wrap_future(batcher.submit(ready.views))
-                except QueueFull:
-                    raise UploadError(503, "the model's queue is full; try again shortly") from None
-                t3 = time.perf_counter()
-                out = top_k(run, probs.mean(0), filename, top)
-                out["frames"] = ready.frames
-                info = ready.info
-                out["video"] = {"duration": info.duration, "fps": info.fps, "frames": info.frames,
-                                "width": info.width, "height": info.height, "container": info.container,
-                                "codec": info.codec, "bytes": size}
-                if want_timeline:
-                    out["timeline"] = await loop.run_in_executor(pool, lambda: timeline(run, path, device))
-                    out["timeline"]["path"] = filename
-                out["timing_ms"] = {"upload": round((t1 - t0) * 1e3, 1), "decode": round((t2 - t1) * 1e3, 1),
-                                    "model": round((t3 - t2) * 1e3, 1),
-                                    "total": round((time.perf_counter() - t0) * 1e3, 1)}
-                state["served"] += 1
-                return out
-        except TimeoutError:
+            return await asyncio.wait_for(handle(), timeout)  # the upload, decoding, the queue and the model
+        except asyncio.TimeoutError:
             raise UploadError(504, f"the request took longer than the server's limit of {timeout:g} s") from None
         finally:
+            upload.close()
             path.unlink(missing_ok=True)
             state["pending"] -= 1
 
