@@ -309,6 +309,12 @@ def test_a_damaged_run_is_refused_in_one_line(trained, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "config.json" in err and "not valid JSON" in err
 
 
+def test_without_fastapi_serve_says_what_to_install(trained, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi raises ImportError
+    assert main(["serve", str(trained), "--port", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "vidseq: error: vidseq serve needs FastAPI: pip install 'vidseq[serve]'"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -34,8 +34,11 @@ PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsaf
 
 
 def need_fastapi():
+    """FastAPI, or one line saying how to install what serving needs (FastAPI, uvicorn, python-multipart)."""
     try:
         import fastapi
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError:
         raise VidseqError(INSTALL) from None
     return fastapi
@@ -128,7 +131,8 @@ def create_app(run: Run, *, max_bytes: int = 100_000_000, timeout: float = 60.0,
 
     @app.get("/health", summary="Liveness: the model is loaded and the server answers")
     async def health():
-        return {"status": "ok", "in_progress": state["pending"], "served": state["served"]}
+        return {"status": "ok", "in_progress": state["pending"], "served": state["served"],
+                "forwards": batcher.batches, "clips": batcher.clips}
 
     @app.get("/v1/model", dependencies=api, summary="The run's classes and settings, and the server's limits")
     async def model():
