@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.serve.client import post_video, request
+from vidseq.serve.client import post_video, request, wait_until_up
 
 
 def vidseq(*args: str) -> None:
@@ -82,16 +82,8 @@ def bench(run: Path, videos: list[Path], *, backend: str, onnx: Path | None, cli
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if request(f"{url}/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"vidseq serve ({backend}) did not start")
-            time.sleep(0.2)
+        if not wait_until_up(url, timeout=120, alive=lambda: proc.poll() is None):
+            raise RuntimeError(f"vidseq serve ({backend}) did not start")
         load(url, videos, clients, warmup)
         before = rss_mb(proc.pid)
         h0 = request(f"{url}/health")[1]

@@ -33,7 +33,7 @@ from vidseq.cli import main  # noqa: E402
 from vidseq.predict import predict_files  # noqa: E402
 from vidseq.runs import Run, load_run  # noqa: E402
 from vidseq.serve import create_app, post_video  # noqa: E402
-from vidseq.serve.client import multipart, request  # noqa: E402
+from vidseq.serve.client import multipart, request, wait_until_up  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -329,15 +329,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(trained, videos, tm
     proc = subprocess.Popen([sys.executable, "-m", "vidseq", "serve", str(trained), "--port", str(port),
                              "--token", "t0k"], env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if request(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "vidseq serve did not start"
-            time.sleep(0.2)
+        assert wait_until_up(f"http://127.0.0.1:{port}", alive=lambda: proc.poll() is None), "it did not start"
         body, kind = multipart({"top": "2"}, videos[0].name, videos[0].read_bytes())
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.putrequest("POST", "/v1/predict")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
 from email.message import Message
@@ -57,3 +58,17 @@ def post_video(url: str, video: str | Path | bytes, *, name: str | None = None, 
     status, doc, _ = request(f"{url.rstrip('/')}/v1/predict", data=body, headers={"Content-Type": kind},
                              token=token, timeout=timeout)
     return status, doc
+
+
+def wait_until_up(url: str, *, timeout: float = 60, alive=lambda: True) -> bool:
+    """Whether ``{url}/health`` answers 200 within `timeout` seconds, polling while `alive()` (e.g. the server's
+    process has not exited)."""
+    deadline = time.monotonic() + timeout
+    while alive() and time.monotonic() < deadline:
+        try:
+            if request(f"{url.rstrip('/')}/health", timeout=2)[0] == 200:
+                return True
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.2)
+    return False
