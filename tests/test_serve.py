@@ -206,6 +206,11 @@ def test_a_form_without_the_file_or_not_a_form(server):
     assert status == 400 and "no 'file' part" in doc["error"]
     status, doc, _ = request(f"{url}/v1/predict", data=b"{}", headers={"Content-Type": "application/json"})
     assert status == 415 and "multipart/form-data" in doc["error"]
+    huge = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.avi"\r\nX-Pad: ' + b"a" * 20_000
+            + b"\r\n\r\nabc\r\n--b--\r\n")
+    status, doc, _ = request(f"{url}/v1/predict", data=huge,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert status == 400 and "header" in doc["error"]  # python-multipart's own limit
 
 
 def test_concurrent_requests_share_forwards(run, videos, tmp_path):
@@ -321,7 +326,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_sigterm_finishes_the_request_in_flight_then_exits_0(trained, videos, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_finishes_the_request_in_flight_then_exits_0(trained, videos, tmp_path, sig):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     port = _free_port()
@@ -339,7 +345,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(trained, videos, tm
         conn.send(body[:len(body) // 2])  # the request is in flight, half uploaded
         time.sleep(0.5)
         assert len(list(tmp.rglob("upload-*"))) == 1  # streamed to a file already
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         time.sleep(0.5)
         conn.send(body[len(body) // 2:])
         r = conn.getresponse()

@@ -55,7 +55,7 @@ def top_k(run: Run, probs: np.ndarray, name: str, top: int) -> dict:
     return Prediction(name, top=top, labels=labels).to_dict()
 
 
-def timeline(run: Run, path: Path, device) -> dict:
+def _timeline(run: Run, path: Path, device) -> dict:
     """The timeline of a long video (vidseq.timeline), or 501 where this vidseq has none."""
     try:
         from vidseq.timeline import predict_timeline
@@ -187,7 +187,7 @@ def create_app(run: Run, *, max_bytes: int = 100_000_000, timeout: float = 60.0,
             out["video"] = {"duration": info.duration, "fps": info.fps, "frames": info.frames, "width": info.width,
                             "height": info.height, "container": info.container, "codec": info.codec, "bytes": size}
             if want_timeline:
-                out["timeline"] = await loop.run_in_executor(pool, lambda: timeline(run, path, device))
+                out["timeline"] = await loop.run_in_executor(pool, lambda: _timeline(run, path, device))
                 out["timeline"]["path"] = filename
             out["timing_ms"] = {"upload": round((t1 - t0) * 1e3, 1), "decode": round((t2 - t1) * 1e3, 1),
                                 "model": round((t3 - t2) * 1e3, 1),

@@ -7,6 +7,7 @@ from typing import BinaryIO
 
 MAX_FIELD = 1000  # bytes of a text field (top, clips, timeline)
 MAX_PARTS = 16
+MAX_HEADERS = 16 * 1024  # bytes of a part's headers, about (python-multipart refuses a longer header line)
 
 
 class UploadError(Exception):
@@ -89,7 +90,11 @@ async def receive_upload(request, dest: BinaryIO, *, max_bytes: int, field: str 
                  "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end}
     parser = MultipartParser(params[b"boundary"], callbacks)
     try:
+        received = 0
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes + MAX_PARTS * (MAX_FIELD + 200) + MAX_HEADERS:  # more than any accepted form
+                raise UploadError(413, limit)
             parser.write(chunk)
         parser.finalize()
     except UploadError:
