@@ -314,6 +314,17 @@ def test_a_damaged_run_is_refused_in_one_line(trained, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "config.json" in err and "not valid JSON" in err
 
 
+def test_a_port_in_use_is_one_line(trained, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(trained), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"vidseq: error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another " \
+                  f"--port {port} or --host 127.0.0.1"
+
+
 def test_without_fastapi_serve_says_what_to_install(trained, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi raises ImportError
     assert main(["serve", str(trained), "--port", "1"]) == 2

@@ -4,7 +4,9 @@ requests in flight finish before the process exits 0."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +14,7 @@ import typer
 
 from vidseq.cli.app import app
 from vidseq.cli.models import _with_onnx
+from vidseq.errors import VidseqError
 
 
 def is_loopback(host: str) -> bool:
@@ -21,6 +24,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: it may resolve anywhere
         return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one line saying why not (the port taken, the address not here)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:  # create_server's own text repeats the address: the system's words alone
+        why = e.strerror if isinstance(e, socket.gaierror) or not e.errno else os.strerror(e.errno)
+        raise VidseqError(f"cannot listen on {host}:{port} ({why}); choose another {{port}} or {{host}}",
+                          params={"port": port, "host": host}) from None
 
 
 @app.command()
@@ -59,6 +73,7 @@ def serve(
     application = create_app(loaded, max_bytes=int(max_upload_mb * 1e6), timeout=timeout, queue=queue,
                              token=token, device=device, backend="onnxruntime" if onnx else "pytorch",
                              max_batch=batch)
+    sock = listen(host, port)
     server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
     # uvicorn drains on SIGINT/SIGTERM, then raises the signal again once it is done: let that be a clean exit
@@ -68,8 +83,9 @@ def serve(
         typer.echo(f"vidseq: serving {run} ({'onnxruntime' if onnx else 'PyTorch on ' + device}) at "
                    f"http://{host}:{port} (page /, docs /docs){'; token required' if token else ''}; Ctrl-C stops",
                    err=True)
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         for s, h in previous.items():
             signal.signal(s, h)
     if not server.started:
