@@ -14,6 +14,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 
 import test_serve  # noqa: E402
 from vidseq.predict import predict_files  # noqa: E402
+from vidseq.serve import post_video  # noqa: E402
 
 serving = test_serve.serving
 trained, run, videos = test_serve.trained, test_serve.run, test_serve.videos  # the same fixtures, for this module
@@ -78,3 +79,46 @@ def test_the_page_asks_for_the_token_when_the_server_wants_one(page, run, videos
         page.fill("#token", "pw")
         page.set_input_files("#file", str(videos[0]))
         sync_api.expect(page.locator("#top .row").first).to_be_visible(timeout=20_000)
+
+
+def test_a_webm_plays_on_the_page(page, run, tmp_path, make_video):
+    video = make_video("walk.webm", n=24, codec="libvpx")
+    with serving(run, tmp_dir=tmp_path) as (url, _):
+        page.goto(url + "/")
+        page.set_input_files("#file", str(video))
+        sync_api.expect(page.locator("#top .row").first).to_be_visible(timeout=20_000)
+        player = page.locator("#player")
+        sync_api.expect(player).to_be_visible()
+        page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=10_000)
+        assert player.evaluate("v => v.videoWidth") == 64
+        page.locator("#strip figure").last.click()  # a frame of the strip seeks the video to its time
+        last = page.locator("#strip figure").last.inner_text()
+        assert player.evaluate("v => v.currentTime") == pytest.approx(float(last.split()[0]), abs=0.05)
+
+
+def test_the_timeline_is_drawn_from_its_segments_and_windows(page, run, videos, tmp_path):
+    """The page's side of the timeline (vidseq.timeline's `Timeline.to_dict()` in the response): bands for the
+    segments over a time axis and the top class's probability per window as a line."""
+    with serving(run, tmp_dir=tmp_path) as (url, _):
+        page.goto(url + "/")
+        real = {}
+
+        def with_timeline(route):
+            status, body = post_video(url, videos[0])  # Playwright's route.fetch drops a form's file
+            assert status == 200
+            real.update(body)
+            body["timeline"] = {
+                "path": body["path"], "duration": 30.0, "window": 2.0, "stride": 1.0,
+                "windows": [{"start": float(s), "end": s + 2.0, "top": [{"label": "MoveLeft", "probability": 0.6}]}
+                            for s in range(29)],
+                "segments": [{"label": "MoveLeft", "start": 0.0, "end": 12.0, "score": 0.8},
+                             {"label": "MoveRight", "start": 12.0, "end": 30.0, "score": 0.7}]}
+            route.fulfill(json=body)
+
+        page.route("**/v1/predict", with_timeline)
+        page.set_input_files("#file", str(videos[0]))
+        sync_api.expect(page.locator("#timeline svg")).to_be_visible(timeout=20_000)
+        assert page.locator("#timeline rect.segment").count() == 2
+        assert len(page.locator("#timeline polyline.confidence").get_attribute("points").split()) == 29
+        assert page.locator("#timeline .legend span").all_inner_texts() == ["MoveLeft", "MoveRight"]
+        assert real["top"] and "timeline" not in real
