@@ -249,6 +249,20 @@ def test_a_full_queue_is_503_and_a_slow_request_504(run, videos, tmp_path):
     assert not leftovers(tmp_path)
 
 
+class Broken(torch.nn.Module):
+    def forward(self, x):
+        raise RuntimeError("out of memory")
+
+
+def test_a_failing_model_is_500_in_one_line_and_the_server_goes_on(run, videos, tmp_path):
+    with serving(Run(run.path, run.config, Broken()), tmp_dir=tmp_path) as (url, _):
+        for _ in range(2):
+            status, body = post_video(url, videos[0])
+            assert status == 500 and body == {"error": "the server failed on this request (RuntimeError); see its log"}
+        assert request(f"{url}/health")[1]["in_progress"] == 0
+    assert not leftovers(tmp_path)
+
+
 def test_the_token_is_checked_on_every_api_call(run, videos, tmp_path):
     with serving(run, token="s3cret", tmp_dir=tmp_path) as (url, _):
         for token in (None, "wrong", "s3cre"):

@@ -94,7 +94,7 @@ def create_app(run: Run, *, max_bytes: int = 100_000_000, timeout: float = 60.0,
     from fastapi import Depends, FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    state = {"pending": 0, "served": 0, "started": time.time()}
+    state = {"pending": 0, "served": 0}
     batcher = Batcher(run, device=device, queue_size=queue, max_batch=max_batch)
     pool = ThreadPoolExecutor(max_workers=decoders or min(4, os.cpu_count() or 1), thread_name_prefix="vidseq-decode")
     uploads = {"dir": None}
@@ -119,6 +119,12 @@ def create_app(run: Run, *, max_bytes: int = 100_000_000, timeout: float = 60.0,
         if e.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse({"error": e.message}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def failed(request, e: Exception):  # a bug or the model failing: one line of JSON, the traceback logged
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, type(e).__name__, e, exc_info=e)
+        return JSONResponse({"error": f"the server failed on this request ({type(e).__name__}); see its log"},
+                            status_code=500)
 
     def authorized(request: Request) -> None:
         if token is None:
