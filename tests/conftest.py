@@ -26,6 +26,18 @@ def moving_square(n: int = 12, width: int = 64, height: int = 48, *, gray: bool 
     return frames
 
 
+def train_tiny_run(root: Path, model: str = "frame_avg") -> Path:
+    """Tiny synth data in root/data and a run of `model` (resnet18 backbone, 3 frames of 32 px) trained one epoch
+    on it in root/run; returns the run folder."""
+    from vidseq.cli import main
+
+    make_synth(root / "data", SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32))
+    assert main(["train", str(root / "data" / "videos"), "--model", model, "--backbone", "resnet18",
+                 "--no-pretrained", "--size", "32", "--frames", "3", "--bs", "4", "--workers", "0", "--epochs", "1",
+                 "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
 @pytest.fixture
 def make_video(tmp_path):
     """Write a small video: make_video(name, n=12, width=64, height=48, codec="mpeg4", seed=0, **kw) -> Path.

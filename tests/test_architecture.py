@@ -21,6 +21,7 @@ STAGES = [
     {"vidseq.train"},
     {"vidseq.evaluate", "vidseq.predict", "vidseq.timeline"},
     {"vidseq.export"},
+    {"vidseq.serve"},
     {"vidseq.demo", "vidseq.cli", "vidseq.__main__"},
 ]
 LIBRARY_EXEMPT = ("vidseq.cli", "vidseq.demo", "vidseq.__main__")  # the only places that print

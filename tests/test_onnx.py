@@ -12,8 +12,8 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from conftest import train_tiny_run  # noqa: E402
 from vidseq.cli import main  # noqa: E402
-from vidseq.datasets.synth import SynthConfig, make_synth  # noqa: E402
 from vidseq.errors import ModelError  # noqa: E402
 from vidseq.export import OnnxModel, export_onnx  # noqa: E402
 from vidseq.export.onnx import check_parity  # noqa: E402
@@ -58,12 +58,7 @@ def test_a_hugging_face_model_exports_too(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("onnx")
-    make_synth(root / "data", SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32))
-    assert main(["train", str(root / "data" / "videos"), "--model", "tsm", "--backbone", "resnet18",
-                 "--no-pretrained", "--size", "32", "--frames", "3", "--bs", "4", "--workers", "0", "--epochs", "1",
-                 "--out", str(root / "run")]) == 0
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("onnx"), "tsm")
 
 
 def test_export_checks_parity_on_the_runs_clips_and_writes_the_contract(trained, tmp_path, capsys):
