@@ -31,7 +31,8 @@ from vidseq.datasets.synth import PRESETS, SynthConfig, make_synth
 from vidseq.datasets.synth_long import LongConfig, make_long_synth
 from vidseq.predict import predict_files
 from vidseq.runs import load_run
-from vidseq.timeline import Segment, best_iou, predict_timeline
+from vidseq.timeline import Segment, best_iou, merge_segments, predict_timeline
+from vidseq.timeline.score import DEFAULT_SMOOTH, DEFAULT_STRIDE, DEFAULT_THRESHOLD
 from vidseq.train import TrainConfig, train
 
 _MEASURE = """
@@ -56,37 +57,61 @@ def _train(root: Path, base: SynthConfig) -> Path:
     return run
 
 
+def _score(tls: dict, truth: dict, classes: list[str], *, threshold: float, smooth: int, min_length: float):
+    """(fraction of true segments found at IoU >= 0.5, mean IoU, segments given, of them matching no true one)."""
+    ious, given, unmatched = [], 0, 0
+    for rel, segs in truth.items():
+        tl = tls[rel]
+        found = merge_segments(tl.probs, tl.centres, tl.duration, classes, threshold=threshold, smooth=smooth,
+                               min_length=min_length)
+        ious += [best_iou(s, found) for s in segs]
+        given += len(found)
+        unmatched += sum(max(best_iou(f, [t]) for t in segs) < 0.5 for f in found)
+    return float(np.mean(np.array(ious) >= 0.5)), float(np.mean(ious)), given, unmatched
+
+
 def accuracy(run: Path, root: Path, base: SynthConfig, videos: int, window: float) -> None:
-    data = make_long_synth(root / "long", LongConfig(base=base, videos=videos, segments=6))
+    """Settings chosen on `videos` long videos (dev), reported on `videos` others (test)."""
+    data = make_long_synth(root / "long", LongConfig(base=base, videos=2 * videos, segments=6))
     loaded = load_run(run, device="cpu")
     truth: dict[str, list[Segment]] = {}
     for rel, s in data.segments:
         truth.setdefault(rel, []).append(Segment(s.label, s.start, s.end, 1.0))
-    rows, ious, found_total, false_total, baseline, start = [], [], 0, 0, 0, time.perf_counter()
-    for rel, segs in truth.items():
-        path = data.root / rel
-        tl = predict_timeline(loaded, path, window=window, device="cpu")
-        got = [best_iou(s, tl.segments) for s in segs]
-        ious += got
-        matched = sum(i >= 0.5 for i in got)
-        false = sum(max((best_iou(f, [t]) for t in segs), default=0) < 0.5 for f in tl.segments)
-        found_total += matched
-        false_total += false
-        label = predict_files(loaded, [path])[0].top[0][0]  # the tutorial's way: one label for the whole file
-        baseline += sum(s.label == label and (s.end - s.start) >= tl.duration / 2 for s in segs)
-        rows.append((rel, len(segs), matched, len(tl.segments), false, np.mean(got)))
+    names = sorted(truth)
+    dev = {k: truth[k] for k in names[:videos]}
+    test = {k: truth[k] for k in names[videos:]}
+    start = time.perf_counter()
+    windows = (round(window * 2 / 3, 2), window)
+    tls = {(w, s): {rel: predict_timeline(loaded, data.root / rel, window=w, stride=w * s, device="cpu")
+                    for rel in names} for w in windows for s in (0.5, 0.25)}
     took = time.perf_counter() - start
-    print(f"\n{videos} long videos ({base.width}x{base.height}, {base.classes} classes), window {window:g} s, "
-          f"stride {window / 2:g} s, threshold 0.5, min length one window; {took:.0f} s\n")
-    print("| video | true segments | found (IoU >= 0.5) | segments given | of them unmatched | mean IoU |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for rel, n, m, g, f, iou in rows:
-        print(f"| {Path(rel).name} | {n} | {m} | {g} | {f} | {iou:.2f} |")
-    n = len(ious)
-    print(f"| **all** | **{n}** | **{found_total} ({found_total / n:.1%})** | "
-          f"{sum(r[3] for r in rows)} | {false_total} | {np.mean(ious):.2f} |")
-    print(f"\none label per file (the tutorial's predict): {baseline} of {n} true segments "
-          f"({baseline / n:.1%}); timeline / one label per file: {found_total / max(1, baseline):.1f}x")
+    grid = [(w, s, k, t) for w in windows for s in (0.5, 0.25) for k in (1, 3, 5) for t in (0.3, 0.5)]
+    scored = {g: _score(tls[g[:2]], dev, loaded.classes, threshold=g[3], smooth=g[2], min_length=window)
+              for g in grid}
+    best = max(grid, key=lambda g: scored[g][:2])
+    n_dev, n_test = sum(map(len, dev.values())), sum(map(len, test.values()))
+    print(f"\n{2 * videos} long videos ({base.width}x{base.height}, {base.classes} classes, 6 segments each; one "
+          f"action = {window:g} s): settings chosen on videos 1-{videos} ({n_dev} true segments), reported on videos "
+          f"{videos + 1}-{2 * videos} ({n_test}); min length {window:g} s; scoring the {len(tls)} window/stride "
+          f"pairs over all {2 * videos} videos took {took:.0f} s\n")
+    print("| window | stride | smooth (windows) | threshold | dev: found | test: found (IoU >= 0.5) | test: mean IoU | "
+          "test: segments given | of them unmatched |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    shown = [best] + [(w, DEFAULT_STRIDE, DEFAULT_SMOOTH, DEFAULT_THRESHOLD) for w in windows] + \
+        [(w, 0.5, 1, 0.5) for w in windows]
+    for g in sorted(set(shown), key=grid.index):
+        t = _score(tls[g[:2]], test, loaded.classes, threshold=g[3], smooth=g[2], min_length=window)
+        what = " (chosen on dev)" if g == best else ""
+        what += " (defaults)" if g[1:] == (DEFAULT_STRIDE, DEFAULT_SMOOTH, DEFAULT_THRESHOLD) else ""
+        print(f"| {g[0]:g} s{what} | {g[1]:g} window | {g[2]} | {g[3]:g} | {scored[g][0]:.1%} | **{t[0]:.1%}** | "
+              f"{t[1]:.2f} | {t[2]} | {t[3]} |")
+    baseline = 0
+    for rel, segs in test.items():  # the tutorial's way: one label for the whole file
+        label = predict_files(loaded, [data.root / rel])[0].top[0][0]
+        dur = tls[(window, 0.5)][rel].duration
+        baseline += sum(s.label == label and (s.end - s.start) / dur >= 0.5 for s in segs)
+    print(f"\none label per file (the tutorial's predict) on the test videos: {baseline} of {n_test} true segments "
+          f"({baseline / n_test:.1%})")
 
 
 def memory(run: Path, root: Path, minutes: list[float], window: float) -> None:
@@ -94,7 +119,6 @@ def memory(run: Path, root: Path, minutes: list[float], window: float) -> None:
                        width=320, height=240)
     print("\n| video | frames | windows | peak RSS | wall | CPU | video frames / CPU second | x real time |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    first = None
     for m in minutes:
         folder = root / f"long-{m:g}min"
         video = folder / "long" / "long_01.avi"
@@ -103,7 +127,6 @@ def memory(run: Path, root: Path, minutes: list[float], window: float) -> None:
         out = subprocess.run([sys.executable, "-c", _MEASURE, str(run), str(video), str(window)],
                              capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        first = first or r
         print(f"| {r['duration'] / 60:.1f} min 320x240 | {r['frames']} | {r['windows']} | {r['peak_rss_mb']:.0f} MB | "
               f"{r['seconds']:.0f} s | {r['cpu']:.0f} s | {r['frames'] / r['cpu']:.0f} | "
               f"{r['duration'] / r['cpu']:.1f} |")

@@ -286,13 +286,22 @@ def test_the_page_loads_nothing_from_elsewhere(server):
     assert 'id="strip"' in html and 'id="top"' in html and 'id="timeline"' in html
 
 
-def test_the_timeline_is_501_where_this_vidseq_has_none(server, videos):
-    import importlib.util
+def test_a_timeline_comes_with_the_answer_when_asked(server, run, tmp_path):
+    from vidseq.datasets.synth import SynthConfig
+    from vidseq.datasets.synth_long import LongConfig, make_long_synth
+    from vidseq.timeline import predict_timeline
 
-    if importlib.util.find_spec("vidseq.timeline") is not None:
-        pytest.skip("vidseq.timeline exists here: its own tests cover the timeline")
-    status, body = post_video(server[0], videos[0], timeline=True)
-    assert status == 501 and "timeline" in body["error"]
+    base = SynthConfig(classes=2, groups=8, clips=1, frames=8, width=32, height=32)
+    data = make_long_synth(tmp_path / "long", LongConfig(base=base, videos=1, segments=3))
+    video = data.root / "long" / "long_01.avi"
+    status, body = post_video(server[0], video, timeline=True)
+    assert status == 200, body
+    expected = predict_timeline(run, video, device="cpu").to_dict()
+    got = body["timeline"]
+    assert got["duration"] == expected["duration"] and got["segments"] == expected["segments"]
+    assert [(w["start"], w["end"]) for w in got["windows"]] == [(w["start"], w["end"]) for w in expected["windows"]]
+    assert [w["top"][0]["label"] for w in got["windows"]] == [w["top"][0]["label"] for w in expected["windows"]]
+    assert leftovers(server[2]) == []
 
 
 def test_onnx_backend_gives_pytorchs_answer(run, trained, videos, tmp_path, server):

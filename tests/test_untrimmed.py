@@ -22,13 +22,20 @@ from vidseq.datasets.synth import SynthConfig, make_synth
 from vidseq.datasets.synth_long import LongConfig, make_long_synth, plan_video
 from vidseq.errors import DatasetError, VideoError
 from vidseq.evaluate import view_probs
-from vidseq.io import read_frames, video_index
+from vidseq.io import read_frames, video_index, write_video
 from vidseq.io.segment import parse_segment, segment_frames, segment_path
 from vidseq.runs import load_run
-from vidseq.timeline import merge_segments, predict_timeline, temporal_iou
-from vidseq.timeline.windows import Assembler, cell_bounds, plan_windows, smooth_labels, window_offsets
+from vidseq.timeline import Segment, best_iou, merge_segments, predict_timeline, temporal_iou
+from vidseq.timeline.windows import (
+    Assembler,
+    cell_bounds,
+    plan_windows,
+    smooth_labels,
+    smooth_probs,
+    window_offsets,
+)
 
-BASE = SynthConfig(classes=4, groups=8, clips=1, frames=8, width=32, height=32)
+BASE = SynthConfig(classes=2, groups=16, clips=2, frames=16, width=32, height=32)  # MoveLeft, MoveRight
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +46,11 @@ def long_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """tsm trained on the trimmed classes (groups 8-16; groups 1-7 held out): it tells them apart."""
     root = tmp_path_factory.mktemp("run")
     make_synth(root / "data", BASE)
-    assert main(["train", str(root / "data" / "videos"), "--model", "cnn_lstm", "--backbone", "resnet18",
-                 "--no-pretrained", "--size", "32", "--frames", "4", "--bs", "8", "--workers", "0", "--epochs", "1",
+    assert main(["train", str(root / "data" / "videos"), "--model", "tsm", "--backbone", "resnet18",
+                 "--no-pretrained", "--size", "32", "--frames", "4", "--bs", "8", "--workers", "0", "--epochs", "4",
                  "--out", str(root / "run")]) == 0
     return root / "run"
 
@@ -162,6 +170,10 @@ def test_segments_merge_windows_and_leave_out_background():
     assert segs[0].score == pytest.approx(0.9)
     assert smooth_labels([0, 0, -1, 0, 0], cell_bounds(range(5), 5), 1.5) == [0] * 5
     assert temporal_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
+    np.testing.assert_allclose(smooth_probs(np.array([[1.0], [0], [0], [1]]), 3), [[2 / 3], [1 / 3], [1 / 3], [2 / 3]])
+    flicker = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.9, 0.1]])  # one window says b, its neighbours a
+    assert [s.label for s in merge_segments(flicker, [0.5, 1.5, 2.5, 3.5], 4, classes, threshold=0.5,
+                                            min_length=0, smooth=3)] == ["a"]
     multi = merge_segments(np.array([[0.9, 0.8], [0.9, 0.1], [0.2, 0.1]]), [0.5, 1.5, 2.5], 3.0, classes,
                            threshold=0.5, min_length=0, multi_label=True)
     assert [(s.label, s.start, s.end) for s in multi] == [("a", 0.0, 2.0), ("b", 0.0, 1.0)]
@@ -181,6 +193,24 @@ def test_the_timeline_scores_each_window_as_the_segment_item_it_covers(run, long
     data = tl.to_dict(top=2)
     assert set(data) >= {"path", "duration", "window", "stride", "segments", "windows"}
     assert len(data["windows"][0]["top"]) == 2 and torch.isfinite(torch.tensor(tl.probs)).all()
+
+
+def test_a_timeline_finds_the_segments_of_held_out_clips_played_one_after_another(run, tmp_path):
+    """The small case of benchmarks/timeline.py: validation clips (groups the model never saw), two of a class in a
+    row, the classes alternating; windows of one clip each land on the clips, and the segments are the truth."""
+    data = run.parent / "data" / "videos"
+    frames, truth = [], []
+    for k, g in enumerate(range(1, 8)):
+        label = ("MoveLeft", "MoveRight")[k % 2]
+        start = len(frames) / BASE.fps
+        for c in (1, 2):
+            frames += list(read_frames(data / label / f"v_{label}_g{g:02d}_c{c:02d}.avi"))
+        truth.append(Segment(label, start, len(frames) / BASE.fps, 1.0))
+    video = write_video(tmp_path / "clips.avi", frames, fps=BASE.fps, quality=3)
+    clip = BASE.frames / BASE.fps
+    tl = predict_timeline(run, video, window=clip, stride=clip, smooth=1, device="cpu")
+    ious = [best_iou(s, tl.segments) for s in truth]
+    assert sum(i >= 0.5 for i in ious) >= 6, (ious, tl.segments)  # at least 6 of the 7 segments found
 
 
 def test_predict_timeline_writes_json_picture_and_segments(run, long_data, tmp_path, capsys):

@@ -161,7 +161,9 @@ def predict(
                                            "video and merge them into segments (what happens when).")] = False,
     window: Annotated[float, typer.Option(help="Timeline and stream: seconds a window spans.")] = 2.0,
     stride: Annotated[float | None, typer.Option(help="Timeline and stream: seconds from one window to the next "
-                                                      "(default: half a window).")] = None,
+                                                      "(default: a quarter window; a stream's, half).")] = None,
+    smooth: Annotated[int, typer.Option(min=1, help="Timeline: windows whose probabilities are averaged before "
+                                                    "each is labelled.")] = 3,
     threshold: Annotated[float | None, typer.Option(min=0, max=1, help="Timeline: a window's top probability "
                                                     "below which it is background (default 0.5; a multi-label "
                                                     "run's own threshold).")] = None,
@@ -194,8 +196,8 @@ def predict(
                       device=device, timeout=stall, retries=retries)
         return
     if timeline:
-        timelines(loaded, videos, window=window, stride=stride, threshold=threshold, min_length=min_length, top=top,
-                  out=out, json_out=json_out, device=device)
+        timelines(loaded, videos, window=window, stride=stride, threshold=threshold, min_length=min_length,
+                  smooth=smooth, top=top, out=out, json_out=json_out, device=device)
         return
     preds = predict_files(loaded, videos, top=top, clips=clips, crops=crops, device=device)
     if json_out:

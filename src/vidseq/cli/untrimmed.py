@@ -11,7 +11,7 @@ from vidseq.errors import VideoError, VidseqError
 
 
 def timelines(run, videos: list[Path], *, window: float, stride: float | None, threshold: float | None,
-              min_length: float | None, top: int, out: Path, json_out: bool, device: str | None) -> None:
+              min_length: float | None, smooth: int, top: int, out: Path, json_out: bool, device: str | None) -> None:
     """Each video's timeline: segments on stdout (or the whole timeline as JSON), and in `out`
     ``<name>.timeline.json`` (windows and segments), ``<name>.timeline.png`` and one ``segments.csv`` for all."""
     import sys
@@ -24,7 +24,7 @@ def timelines(run, videos: list[Path], *, window: float, stride: float | None, t
     for video in videos:
         try:
             tl = predict_timeline(run, video, window=window, stride=stride, threshold=threshold,
-                                  min_length=min_length, device=device, progress=sys.stderr.isatty())
+                                  min_length=min_length, smooth=smooth, device=device, progress=sys.stderr.isatty())
         except VideoError as e:
             typer.echo(f"vidseq: error: {e}", err=True)
             failed += 1

@@ -56,11 +56,9 @@ def top_k(run: Run, probs: np.ndarray, name: str, top: int) -> dict:
 
 
 def _timeline(run: Run, path: Path, device) -> dict:
-    """The timeline of a long video (vidseq.timeline), or 501 where this vidseq has none."""
-    try:
-        from vidseq.timeline import predict_timeline
-    except ImportError:
-        raise UploadError(501, "this server's vidseq has no timeline (vidseq.timeline); ask without timeline") from None
+    """The timeline of a long video (`vidseq.timeline.predict_timeline`, its default windows)."""
+    from vidseq.timeline import predict_timeline
+
     try:
         return predict_timeline(run, path, device=device).to_dict()
     except VidseqError as e:

@@ -27,7 +27,9 @@ from vidseq.runs import Run, load_run
 from vidseq.timeline.windows import Assembler, Segment, Window, merge_segments, plan_windows, window_offsets
 
 DEFAULT_WINDOW = 2.0  #: seconds a window spans unless told
+DEFAULT_STRIDE = 0.25  #: the stride unless told, as a fraction of the window
 DEFAULT_THRESHOLD = 0.5  #: a single-label run's top probability below which a window is background
+DEFAULT_SMOOTH = 3  #: windows whose probabilities are averaged before a window's label is read
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Timeline:
     stride: float
     threshold: float
     min_length: float
+    smooth: int
     starts: np.ndarray  # (K,) seconds
     ends: np.ndarray  # (K,)
     probs: np.ndarray  # (K, C)
@@ -62,7 +65,7 @@ class Timeline:
     def to_dict(self, top: int = 5) -> dict:
         out = {"path": self.path, "duration": round(self.duration, 3), "fps": round(self.fps, 3),
                "window": self.window, "stride": self.stride, "threshold": self.threshold,
-               "min_length": self.min_length, "classes": list(self.classes),
+               "min_length": self.min_length, "smooth": self.smooth, "classes": list(self.classes),
                "segments": [s.to_dict() for s in self.segments], "windows": self.windows(top)}
         return out if self.incomplete is None else {**out, "incomplete": self.incomplete}
 
@@ -98,10 +101,12 @@ def frame_tfm(tfm: ClipTfm):
     return lambda rgb: tfm.resize(rgb[None], train=False, rng=rng)
 
 
-def _check(window: float, stride: float, min_length: float) -> None:
+def _check(window: float, stride: float, min_length: float, smooth: int) -> None:
     for name, value in (("window", window), ("stride", stride)):
         if not value > 0:
             raise VidseqError(f"{{{name}}} must be a positive number of seconds, got {value}", params={name: value})
+    if smooth < 1:
+        raise VidseqError(f"{{smooth}} must be at least 1 window, got {smooth}", params={"smooth": smooth})
     if min_length < 0:
         raise VidseqError(f"{{min_length}} must be 0 or more seconds, got {min_length}",
                           params={"min_length": min_length})
@@ -109,18 +114,19 @@ def _check(window: float, stride: float, min_length: float) -> None:
 
 def predict_timeline(run: str | Path | Run, path: str | Path, *, window: float = DEFAULT_WINDOW,
                      stride: float | None = None, threshold: float | None = None, min_length: float | None = None,
-                     bs: int = 16, device: str | torch.device | None = None,
+                     smooth: int = DEFAULT_SMOOTH, bs: int = 16, device: str | torch.device | None = None,
                      progress: bool | None = False) -> Timeline:
-    """Score windows of `window` seconds every `stride` seconds (default half a window) over all of `path` and
-    merge them into segments (`vidseq.timeline.windows.merge_segments`: `threshold`, default 0.5 or a
-    multi-label run's own; `min_length`, default one window). The video is decoded once, in order; only the
-    frames windows sample are converted, and only those of windows still open are held, so memory does not grow
-    with the video's length. VideoError when the file is not a readable video."""
+    """Score windows of `window` seconds every `stride` seconds (default a quarter window) over all of `path` and
+    merge them into segments (`vidseq.timeline.windows.merge_segments`: probabilities averaged over `smooth`
+    neighbouring windows; `threshold`, default 0.5 or a multi-label run's own; `min_length`, default one window).
+    (The defaults are the ones chosen on held-out long videos in benchmarks/timeline.py.) The video is decoded
+    once, in order; only the frames windows sample are converted, and only those of windows still open are held,
+    so memory does not grow with the video's length. VideoError when the file is not a readable video."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = run if isinstance(run, Run) else load_run(run, device=device)
-    stride = window / 2 if stride is None else stride
+    stride = window * DEFAULT_STRIDE if stride is None else stride
     min_length = window if min_length is None else min_length
-    _check(window, stride, min_length)
+    _check(window, stride, min_length, smooth)
     if threshold is None:
         threshold = (run.config.threshold or 0.5) if run.config.multi_label else DEFAULT_THRESHOLD
     path = Path(path)
@@ -152,10 +158,10 @@ def predict_timeline(run: str | Path | Run, path: str | Path, *, window: float =
     starts = np.array([times[w.first] for w in done], dtype=float)
     ends = np.array([min(duration, times[w.last] + step) for w in done], dtype=float)
     p = np.concatenate(probs) if probs else np.zeros((0, len(run.classes)))
-    tl = Timeline(str(path), list(run.classes), duration, fps, window, stride, threshold, min_length, starts, ends, p,
-                  incomplete=incomplete)
+    tl = Timeline(str(path), list(run.classes), duration, fps, window, stride, threshold, min_length, smooth, starts,
+                  ends, p, incomplete=incomplete)
     tl.segments = merge_segments(p, tl.centres, duration, run.classes, threshold=threshold, min_length=min_length,
-                                 multi_label=run.config.multi_label)
+                                 smooth=smooth, multi_label=run.config.multi_label)
     return tl
 
 

@@ -154,13 +154,26 @@ def smooth_labels(labels: Sequence[int], bounds: np.ndarray, min_length: float) 
         labels[first:stop] = [fill] * (stop - first)
 
 
-def merge_segments(probs: np.ndarray, centres: Sequence[float], duration: float, classes: Sequence[str], *,
-                   threshold: float, min_length: float, multi_label: bool = False) -> list[Segment]:
-    """Segments from window probabilities (K, C): single-label, each window's top class where its probability
-    reaches `threshold` (else background); multi-label, every class at or over `threshold`, each on its own.
-    Runs shorter than `min_length` seconds are smoothed away (`smooth_labels`), then adjacent windows of one label
-    are merged. Sorted by start."""
+def smooth_probs(probs: np.ndarray, k: int) -> np.ndarray:
+    """Each window's probabilities averaged with those of its neighbours, `k` windows in all (a centred moving
+    average; the first and last windows repeated at the ends). k = 1 leaves them as they are."""
     probs = np.asarray(probs, dtype=float)
+    if k <= 1 or len(probs) < 2:
+        return probs
+    half = k // 2
+    padded = np.pad(probs, ((half, k - 1 - half), (0, 0)), mode="edge")
+    sums = np.cumsum(np.pad(padded, ((1, 0), (0, 0))), axis=0)
+    return (sums[k:] - sums[:-k]) / k
+
+
+def merge_segments(probs: np.ndarray, centres: Sequence[float], duration: float, classes: Sequence[str], *,
+                   threshold: float, min_length: float, smooth: int = 1, multi_label: bool = False) -> list[Segment]:
+    """Segments from window probabilities (K, C), first averaged over `smooth` neighbouring windows
+    (`smooth_probs`): single-label, each window's top class where its probability reaches `threshold` (else
+    background); multi-label, every class at or over `threshold`, each on its own. Runs shorter than `min_length`
+    seconds are smoothed away (`smooth_labels`), then adjacent windows of one label are merged; a segment's score
+    is the mean smoothed probability of its windows. Sorted by start."""
+    probs = smooth_probs(probs, smooth)
     if not len(probs):
         return []
     bounds = cell_bounds(centres, duration)
