@@ -24,7 +24,7 @@ from vidseq.io import FrameReader
 from vidseq.io.segment import frame_times
 from vidseq.progress import Progress
 from vidseq.runs import Run, load_run
-from vidseq.timeline.windows import Assembler, Segment, Window, merge_segments, plan_windows, window_offsets
+from vidseq.timeline.windows import Assembler, Segment, merge_segments, plan_windows, window_offsets
 
 DEFAULT_WINDOW = 2.0  #: seconds a window spans unless told
 DEFAULT_STRIDE = 0.25  #: the stride unless told, as a fraction of the window
@@ -137,27 +137,30 @@ def predict_timeline(run: str | Path | Run, path: str | Path, *, window: float =
     windows = plan_windows(len(times), max(1, round(window * fps)), max(1, round(stride * fps)),
                            lambda m: window_offsets(m, tfm.seq_len, sampler=tfm.sampler, pad=tfm.pad, step=tfm.step))
     scorer = WindowScorer(run, device, bs)
-    probs: list[np.ndarray] = []
-    done: list[Window] = []
+    # the results go into one array made up front: thousands of small arrays kept among the frames' large, short-
+    # lived buffers would fragment the heap, and the process would grow with the video's length after all
+    probs = np.full((len(windows), len(run.classes)), np.nan, dtype=np.float32)
+    scored = done = 0
     prepare = frame_tfm(tfm)
     asm = Assembler(windows)
     with FrameReader(path, min_side=tfm.image_size) as reader, \
             Progress("timeline", len(times), unit="frames", enabled=progress) as bar:
         for i, rgb in reader.rgb_where(asm.needs):
-            for w, frames in asm.push(i, None if rgb is None else prepare(rgb)):
-                done.append(w)
+            for _, frames in asm.push(i, None if rgb is None else prepare(rgb)):
+                done += 1
                 if (p := scorer.add(torch.cat(frames))) is not None:
-                    probs.append(p)
+                    probs[scored:scored + len(p)] = p
+                    scored += len(p)
             bar.update(1)
         incomplete = reader.incomplete()
     if (p := scorer.flush()) is not None:
-        probs.append(p)
+        probs[scored:scored + len(p)] = p
     if not done:
         incomplete = incomplete or "no window's frames could be decoded"
     duration = float(times[-1] + step) if len(times) else 0.0
-    starts = np.array([times[w.first] for w in done], dtype=float)
-    ends = np.array([min(duration, times[w.last] + step) for w in done], dtype=float)
-    p = np.concatenate(probs) if probs else np.zeros((0, len(run.classes)))
+    starts = np.array([times[w.first] for w in windows[:done]], dtype=float)
+    ends = np.array([min(duration, times[w.last] + step) for w in windows[:done]], dtype=float)
+    p = probs[:done].astype(float)
     tl = Timeline(str(path), list(run.classes), duration, fps, window, stride, threshold, min_length, smooth, starts,
                   ends, p, incomplete=incomplete)
     tl.segments = merge_segments(p, tl.centres, duration, run.classes, threshold=threshold, min_length=min_length,
