@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -340,3 +341,20 @@ def test_training_and_evaluation_take_segments_as_items(tmp_path, long_data):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["classes"] == sorted({s.label for _, s in long_data.segments})
     assert main(["evaluate", str(out)]) == 0
+
+
+def test_ctrl_c_stops_a_stream_cleanly(run, long_data):
+    video = long_data.root / "long" / "long_02.avi"
+    follower = subprocess.Popen([sys.executable, "-m", "vidseq", "predict", str(run), "--stream", str(video),
+                                 "--window", "0.64", "--json", "--threshold", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        _wait_for(_lines(follower.stdout), "latency_ms", seen)  # deciding, the video still playing
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=30) == 0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    err = follower.stderr.read()
+    assert "stopped after" in err and "Traceback" not in err
