@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from vidseq.errors import VidseqError
+from vidseq.errors import VidseqError, note_space
 
 
 def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
@@ -24,9 +25,10 @@ def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, size: int | None = None) -> Iterator[Path]:
     """A hidden temporary path beside `path` to write to; renamed over `path` when the block ends without an
-    error, removed when it raises. A reader (or a run killed half-way) never sees `path` half-written.
+    error, removed when it raises. A reader (or a run killed half-way) never sees `path` half-written. `size`,
+    the bytes about to be written where known, goes into the message of a full disk (else what fitted of them).
 
     >>> with atomic_path("model.safetensors") as tmp:          # doctest: +SKIP
     ...     save_file(state, tmp)
@@ -39,6 +41,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except OSError as e:
         if e.filename is None:  # a failed write() names no file: name the one being written
             e.filename = str(path)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) and not hasattr(e, "needed"):
+            note_space(e, needed=size, written=tmp.stat().st_size if size is None and tmp.exists() else None)
         raise
     finally:
         if tmp.exists():
@@ -47,8 +51,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically (see `atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+    data = text.encode("utf-8", errors="surrogateescape")
+    with atomic_path(path, size=len(data)) as tmp:
+        tmp.write_bytes(data)
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """``fig.savefig(path)`` atomically (a matplotlib Figure; its format from the name), so a full disk leaves no
+    truncated picture."""
+    import io
+
+    path, buf = Path(path), io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or None, **kwargs)
+    data = buf.getvalue()
+    with atomic_path(path, size=len(data)) as tmp:  # its size known: a full disk's message says it
+        tmp.write_bytes(data)
+    return path
 
 
 @contextlib.contextmanager

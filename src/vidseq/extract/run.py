@@ -10,6 +10,7 @@ with ``i`` counting from 0 (``DEST/<stem>/`` when SRC is a single video).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import os
 import re
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidseq.errors import DatasetError, VideoError
+from vidseq.errors import DatasetError, VideoError, note_space
 from vidseq.extract.pool import run_pool
 from vidseq.extract.records import (
     DONE,
@@ -33,7 +34,7 @@ from vidseq.extract.records import (
     read_manifest,
     write_failures,
 )
-from vidseq.extract.video import _check_quality, _publish, extract_job
+from vidseq.extract.video import _check_quality, _publish, extract_job, tree_size
 from vidseq.files import exclusive, output_folder
 from vidseq.io import VIDEO_EXTENSIONS, frame_files, is_video_file, probe
 from vidseq.progress import Progress, available_cpus
@@ -198,7 +199,7 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
 
     journal = Journal(manifest_path, [records[k] for k in sorted(records)])
     bar = Progress(output.label, len(jobs), unit="videos", enabled=progress, extra="frames", last_line=False)
-    frames = 0
+    frames, failing = 0, False
     try:
         if jobs:
             for rel, rec, reason in run_pool(jobs, output.task, workers=workers, timeout=timeout, hook=worker_hook):
@@ -211,11 +212,23 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
                 if rec.status != FAILED:
                     frames += rec.frames
                 bar.update(1, extra=rec.frames if rec.status != FAILED else 0)
+    except OSError as e:
+        failing = True
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            _estimate_space(e, jobs, records, dest)
+        raise
+    except BaseException:
+        failing = True
+        raise
     finally:
         bar.close()
         ordered = [records[k] for k in sorted(records)]
-        journal.close(ordered)
-        write_failures(failures_path, ordered)
+        try:
+            journal.close(ordered)
+            write_failures(failures_path, ordered)
+        except OSError:
+            if not failing:  # else the run's own error is the one to show (this is most likely the same full disk)
+                raise
 
     fresh = [records[rel] for _, rel, _ in jobs]
     return ExtractSummary(
@@ -224,6 +237,30 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
         failed=sum(r.status == FAILED for r in records.values()), frames=frames,
         seconds=time.perf_counter() - start, manifest=manifest_path, failures=failures_path,
         split_lists=split_lists, records=ordered)
+
+
+def _estimate_space(e: OSError, jobs: list[tuple[Path, str, Path]], records: dict[str, VideoRecord],
+                    dest: Path) -> None:
+    """Note on full-disk error `e` about how much the videos not yet done would take: their source size times the
+    outputs-to-source ratio of this run's finished videos, else of the video that failed (from its frames so far)."""
+    left = [p for p, rel, _ in jobs if rel not in records]
+    done = [(p, dest / records[rel].folder) for p, rel, _ in jobs
+            if rel in records and records[rel].status != FAILED]
+    source, written = sum(_file_size(p) for p, _ in done), sum(tree_size(out) for _, out in done)
+    if source and written:
+        ratio = written / source
+    elif getattr(e, "needed", None) and getattr(e, "source_bytes", 0):
+        ratio = e.needed / e.source_bytes
+    else:
+        return
+    note_space(e, needed=ratio * sum(map(_file_size, left)), what=f"the {len(left)} videos left")
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _folder_for(rel: str) -> str:
@@ -310,7 +347,15 @@ def _copy_split_lists(src: Path, dest: Path, *, overwrite: bool) -> list[Path]:
             continue
         tmp = dest / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(found, tmp)
+        files = [f for f in sorted(found.iterdir()) if f.is_file()]
+        try:
+            tmp.mkdir()
+            for file in files:  # not copytree: a full disk must stay an OSError, not become a shutil.Error
+                shutil.copyfile(file, tmp / file.name)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            e.filename, e.filename2 = str(target / (Path(e.filename2 or "").name or name)), None  # not the temporary
+            raise note_space(e, needed=sum(map(_file_size, files)), what="the split lists") from None
         try:
             _publish(tmp, target)
         except OSError:  # another shard put it there first

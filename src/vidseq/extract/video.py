@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import VideoError
+from vidseq.errors import VideoError, note_space
 from vidseq.extract.records import DONE, PARTIAL, VideoRecord
 from vidseq.io import FrameReader
 
@@ -32,7 +32,7 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    n, width, height, damage = 0, 0, 0, None
+    n, width, height, damage, reader = 0, 0, 0, None, None
     try:
         with FrameReader(video, size=size, threads=threads) as reader:
             try:
@@ -52,6 +52,12 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
             else:
                 reason = reader.incomplete() or ""
         _publish(tmp, out_dir)
+    except OSError as e:
+        if n and reader is not None and reader.declared:  # the disk filled: what this video would have taken
+            note_space(e, needed=tree_size(tmp) / n * reader.declared)
+            e.source_bytes = video.stat().st_size
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -68,6 +74,16 @@ def _write_file(path: str, data: bytes) -> None:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes in the files of folder `path` (or of file `path`); 0 where it is gone."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+    except OSError:
+        return 0
 
 
 def _even_padded(y: np.ndarray) -> np.ndarray:
