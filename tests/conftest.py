@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +58,13 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present beside this checkout")
     return SHARED
+
+
+def wait_for_an_epoch(proc: subprocess.Popen, run: Path, timeout: float = 100) -> None:
+    """Wait until training process `proc` has checkpointed an epoch into `run` (it fails if the process ends)."""
+    state = run / "checkpoint" / "state.json"
+    deadline = time.monotonic() + timeout
+    while not (state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.01)

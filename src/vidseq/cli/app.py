@@ -3,8 +3,11 @@ and `main`, which turns every user mistake into one line on stderr and exit code
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import warnings
 
 import typer
@@ -136,12 +139,47 @@ def setup_logging() -> None:
         table.propagate = False
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a scheduler stopping the job), raised where Ctrl-C's KeyboardInterrupt is, so a command
+    stops the same clean way; main then exits 143 (128 + SIGTERM) instead of 130."""
+
+
+def _terminate(signum, frame) -> None:
+    _TERMINATED[0] = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM while stopping ends the process at once
+    raise _Terminated
+
+
+_TERMINATED = [False]
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises `_Terminated` in the main thread for the block (where this thread may set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2."""
+    """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2; Ctrl-C
+    (exit 130) and SIGTERM (exit 143) stop it cleanly with one line, and the command's resume hint."""
     args = sys.argv[1:] if argv is None else list(argv)
     _ARGV[:] = args  # the command line as given, for commands that start child processes (train --gpus)
     _INTERRUPTED[0] = "vidseq: interrupted"
+    _TERMINATED[0] = False
     setup_logging()
+    with _sigterm_as_interrupt():
+        rv = _main(args)
+    return 143 if rv == 130 and _TERMINATED[0] else rv
+
+
+def _main(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="vidseq", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
@@ -164,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         rv = 130
     if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which comes back as the return value
-        typer.echo(_INTERRUPTED[0], err=True)
+        line = _INTERRUPTED[0]
+        typer.echo(line.replace("interrupted", "stopped by SIGTERM", 1) if _TERMINATED[0] else line, err=True)
     return rv if isinstance(rv, int) else 0
 
 
