@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -68,3 +69,10 @@ def wait_for_an_epoch(proc: subprocess.Popen, run: Path, timeout: float = 100) -
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "no epoch finished"
         time.sleep(0.01)
+
+
+def digests(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every file under `folder` (hidden ones too: a leftover temporary shows), but those named in
+    `skip`, by path relative to `folder`."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}

@@ -5,7 +5,6 @@ command as Ctrl-C does (one line, the resume hint, exit 143)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,18 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import wait_for_an_epoch
+from conftest import digests, wait_for_an_epoch
 from vidseq.cli import main
 from vidseq.extract import extract_dataset
 from vidseq.io import write_video
 
 CLI = [sys.executable, "-m", "vidseq"]
-
-
-def digests(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder`, hidden ones included (a leftover temporary would show)."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -148,8 +148,8 @@ def evaluate(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
-    videos: Annotated[list[Path], typer.Argument(help="Video files (any container PyAV opens) or frame "
-                                                      "folders.")],
+    videos: Annotated[list[Path], typer.Argument(readable=False, help="Video files (any container PyAV opens) or "
+                                                                      "frame folders.")],
     top: Annotated[int, typer.Option(min=1, help="How many classes to show per file.")] = 5,
     clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
     crops: Annotated[int, typer.Option(min=1, max=3, help="Crops per clip: 1 (centre) or 3 (start, centre, end "

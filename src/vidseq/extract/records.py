@@ -126,9 +126,11 @@ class Journal:
         self._writer.writerow(rec.row())
         self._file.flush()
 
-    def close(self, records: list[VideoRecord]) -> None:
+    def close(self, records: list[VideoRecord] | None) -> None:
+        """Rewrite the manifest as `records`; None: only close it (its folder was removed under it)."""
         self._file.close()
-        atomic_write_text(self.path, _csv_text(records))
+        if records is not None:
+            atomic_write_text(self.path, _csv_text(records))
 
 
 def _csv_text(records: list[VideoRecord]) -> str:

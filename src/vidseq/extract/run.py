@@ -198,6 +198,7 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
     skipped = len(records) - sum(r.status == FAILED for r in records.values())
 
     journal = Journal(manifest_path, [records[k] for k in sorted(records)])
+    home = _identity(dest)
     bar = Progress(output.label, len(jobs), unit="videos", enabled=progress, extra="frames", last_line=False)
     frames, failing = 0, False
     try:
@@ -207,6 +208,10 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
                     rec = VideoRecord(rel, label_of[rel], reason=reason)
                 rec = dataclasses.replace(rec, video=rel, label=label_of[rel],
                                           folder="" if rec.status == FAILED else folder_of[rel])
+                if _identity(dest) != home:  # removed or replaced: what was written is gone with it
+                    raise DatasetError(path=dest, reason=f"disappeared while being written ({len(records)} videos "
+                                       "were done); make sure nothing else removes it and run the same command "
+                                       "again: it redoes what is missing")
                 records[rel] = rec
                 journal.append(rec)
                 if rec.status != FAILED:
@@ -224,8 +229,11 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
         bar.close()
         ordered = [records[k] for k in sorted(records)]
         try:
-            journal.close(ordered)
-            write_failures(failures_path, ordered)
+            if _identity(dest) == home:
+                journal.close(ordered)
+                write_failures(failures_path, ordered)
+            else:  # a new folder in its place (a worker may have made one): no manifest of folders not in it
+                journal.close(None)
         except OSError:
             if not failing:  # else the run's own error is the one to show (this is most likely the same full disk)
                 raise
@@ -254,6 +262,15 @@ def _estimate_space(e: OSError, jobs: list[tuple[Path, str, Path]], records: dic
     else:
         return
     note_space(e, needed=ratio * sum(map(_file_size, left)), what=f"the {len(left)} videos left")
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of `folder`: another value (None: gone) means it was removed or replaced."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _file_size(path: Path) -> int:
