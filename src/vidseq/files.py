@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from vidseq.errors import VidseqError, note_space
+from vidseq.errors import VidseqError, note_space, warn_data
 
 
 def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
@@ -24,6 +25,51 @@ def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
     return path
 
 
+#: The longest file name (in bytes) of the usual filesystems (ext4, XFS, Btrfs, APFS, NTFS in characters).
+NAME_MAX = 255
+
+
+def hidden_stem(name: str) -> str:
+    """`name` itself, or where the hidden names built on it (``.<name>.tmp-<pid>``) would pass `NAME_MAX`, its first
+    bytes and a hash of all of it: a 255-byte file name still gets its temporary, and always the same one."""
+    raw = os.fsencode(name)
+    if len(raw) <= NAME_MAX - 32:
+        return name
+    return os.fsdecode(raw[:NAME_MAX - 32 - 13]) + "~" + hashlib.sha1(raw).hexdigest()[:12]
+
+
+def hidden_sibling(path: str | Path, tag: str, suffix: str = "") -> Path:
+    """``.<name>.<tag><suffix>`` beside `path` (`tag` such as ``tmp-<pid>``), hidden from dataset scans."""
+    path = Path(path)
+    return path.with_name(f".{hidden_stem(path.name)}.{tag}{suffix}")
+
+
+class OutsideLinks:
+    """The symbolic links met while scanning folder `root` that lead outside it: left out (a dataset's files are
+    its own; a link to elsewhere, or to /, is not followed), and reported in one warning by `warn`."""
+
+    def __init__(self, root: str | Path):
+        self.root, self.real = Path(root), os.path.realpath(root)
+        self.links: list[str] = []
+
+    def leads_out(self, path: str | Path) -> bool:
+        """Whether `path` is a link leading outside `root` (then noted)."""
+        if not os.path.islink(path):
+            return False
+        real = os.path.realpath(path)
+        if real == self.real or real.startswith(self.real.rstrip(os.sep) + os.sep):
+            return False
+        self.links.append(os.fspath(path))
+        return True
+
+    def warn(self) -> None:
+        if self.links:
+            first = self.links[0]
+            warn_data(f"{self.root}: left out {len(self.links)} symbolic link(s) leading outside it, e.g. {first} -> "
+                      f"{os.path.realpath(first)}; copy or move what they point to into {self.root} to use it",
+                      stacklevel=3)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, size: int | None = None) -> Iterator[Path]:
     """A hidden temporary path beside `path` to write to; renamed over `path` when the block ends without an
@@ -34,7 +80,7 @@ def atomic_path(path: str | Path, *, size: int | None = None) -> Iterator[Path]:
     ...     save_file(state, tmp)
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = hidden_sibling(path, f"tmp-{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import sys
 import threading
@@ -110,8 +111,13 @@ class _Echo(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if self.prefix:
-            text = ("vidseq: warning: " if record.levelno >= logging.WARNING else "vidseq: ") + text
+            text = ("vidseq: warning: " + one_line(text) if record.levelno >= logging.WARNING else "vidseq: " + text)
         typer.echo(text, err=self.err)
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters (a newline in a file name) written as escapes: a message stays one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -191,13 +197,13 @@ def _main(args: list[str]) -> int:
         typer.echo(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", err=True)
         return 2
     except VidseqError as e:
-        typer.echo(f"vidseq: error: {e.render(flag)}", err=True)
+        typer.echo(f"vidseq: error: {one_line(e.render(flag))}", err=True)
         return 2
     except OSError as e:  # the storage itself (full, read-only, not permitted): one line, not a traceback
         line = storage_fault(e)
         if line is None:
             raise
-        typer.echo(f"vidseq: error: {line}", err=True)
+        typer.echo(f"vidseq: error: {one_line(line)}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         rv = 130

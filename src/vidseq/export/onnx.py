@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from vidseq.errors import STORAGE_FAULTS, ModelError, VidseqError, note_space
+from vidseq.files import hidden_sibling
 from vidseq.models.weights import one_line
 from vidseq.runs import Run, load_run
 
@@ -104,7 +105,7 @@ def export_onnx(run: str | Path | Run, dest: str | Path, *, dynamic_batch: bool 
     model = run.model.float().eval()
     c = run.config.clip
     name = run.config.model.get("name")
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp = hidden_sibling(dest, f"tmp-{os.getpid()}")
     try:
         dynamic_batch = export_model(model, tmp, frames=c.frames, size=c.size, dynamic_batch=dynamic_batch,
                                      opset=opset, name=name)

@@ -35,7 +35,7 @@ from vidseq.extract.records import (
     write_failures,
 )
 from vidseq.extract.video import _check_quality, _publish, extract_job, tree_size
-from vidseq.files import exclusive, output_folder
+from vidseq.files import OutsideLinks, exclusive, hidden_stem, output_folder
 from vidseq.io import VIDEO_EXTENSIONS, frame_files, is_video_file, probe
 from vidseq.progress import Progress, available_cpus
 
@@ -71,24 +71,27 @@ def in_shard(video: str, shard: tuple[int, int] | None) -> bool:
 def find_videos(src: str | Path) -> list[tuple[Path, str]]:
     """(path, path relative to `src`) of every video file under `src`, sorted; `src` may be one video.
 
-    Hidden files and folders (names starting with ".") are left out.
+    Hidden files and folders (names starting with ".") are left out, and so are symbolic links that lead outside
+    `src` (one warning names them); links inside it are followed, each folder once (a link loop ends there).
     """
     src = Path(src)
     if src.is_file():
         return [(src, src.name)]
     found = []
     seen: set[str] = set()
+    outside = OutsideLinks(src)
     for root, dirs, files in os.walk(src, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:  # a symlink loop, or a folder linked twice
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not outside.leads_out(os.path.join(root, d)))
         for name in sorted(files):
-            if not name.startswith(".") and is_video_file(name):
+            if not name.startswith(".") and is_video_file(name) and not outside.leads_out(os.path.join(root, name)):
                 path = Path(root) / name
                 found.append((path, path.relative_to(src).as_posix()))
+    outside.warn()
     return found
 
 
@@ -340,7 +343,7 @@ class _Leftovers:
                 if m:
                     index.setdefault(m.group("name"), []).append(name)
             self._by_parent[parent] = index
-        for name in self._by_parent[parent].pop(out.name, []):
+        for name in self._by_parent[parent].pop(hidden_stem(out.name), []):
             left = parent / name
             if left.is_dir() and not left.is_symlink():
                 shutil.rmtree(left, ignore_errors=True)

@@ -10,6 +10,7 @@ import numpy as np
 
 from vidseq.errors import VideoError, note_space
 from vidseq.extract.records import DONE, PARTIAL, VideoRecord
+from vidseq.files import hidden_sibling
 from vidseq.io import FrameReader
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
@@ -97,13 +98,13 @@ def _even_padded(y: np.ndarray) -> np.ndarray:
 
 
 def tmp_dir(out_dir: Path, pid: int) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.tmp-{pid}")
+    return hidden_sibling(out_dir, f"tmp-{pid}")
 
 
 def _publish(tmp: Path, out_dir: Path) -> None:
     """Rename the finished `tmp` folder to `out_dir`, replacing an old one."""
     if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        old = hidden_sibling(out_dir, f"old-{os.getpid()}")
         os.rename(out_dir, old)
         os.rename(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
