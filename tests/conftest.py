@@ -53,6 +53,21 @@ def tiny_synth(tmp_path_factory) -> Path:
     return root
 
 
+#: `vidseq train` options for the smallest run that is a real one (a ResNet-18 frame average, one epoch).
+TINY_TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--frames", "2", "--size", "32",
+              "--epochs", "1", "--workers", "0"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_synth, tmp_path_factory) -> Path:
+    """A run trained (TINY_TRAIN) on `tiny_synth`'s videos, built once; copy it before changing it."""
+    from vidseq.cli import main
+
+    run = tmp_path_factory.mktemp("tiny-run") / "run"
+    assert main(["train", str(tiny_synth / "videos"), *TINY_TRAIN, "--out", str(run)]) == 0
+    return run
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     """../shared beside the checkout, or skip where it is absent (a user's clone)."""

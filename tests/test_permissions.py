@@ -14,14 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import digests
+from conftest import TINY_TRAIN, digests
 from vidseq.cli import main
 from vidseq.datasets.synth import SynthConfig, make_synth
 from vidseq.errors import DatasetError
 from vidseq.extract import extract_dataset
-
-TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--frames", "2", "--size", "32",
-         "--epochs", "1", "--workers", "0"]
 
 
 def unprivileged(*args) -> subprocess.CompletedProcess:
@@ -36,14 +33,13 @@ def unprivileged(*args) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> tuple[Path, Path]:
-    """Videos (one of them unreadable: mode 000) and a run trained on them."""
+def data(tmp_path_factory, tiny_run) -> tuple[Path, Path]:
+    """Videos (one of them unreadable: mode 000) and a run to predict with."""
     root = tmp_path_factory.mktemp("perm")
     make_synth(root / "data", SynthConfig(classes=2, groups=8, clips=1, frames=6, width=32, height=32))
     videos = root / "data" / "videos"
-    assert main(["train", str(videos), *TRAIN, "--out", str(root / "run")]) == 0
     (videos / "MoveLeft" / "v_MoveLeft_g02_c01.avi").chmod(0)
-    return videos, root / "run"
+    return videos, tiny_run
 
 
 def test_one_unreadable_input_file_is_a_failure_of_its_own_and_the_batch_goes_on(data, tmp_path):
@@ -68,7 +64,7 @@ def _commands(videos: Path, run: Path, dest: Path) -> dict[str, list[str]]:
             "extract": ["extract", str(videos), str(dest / "frames"), "--workers", "1"],
             "transcode": ["transcode", str(videos), str(dest / "mp4"), "--workers", "1"],
             "cache": ["cache", str(videos), str(dest / "cache"), "--workers", "1"],
-            "train": ["train", str(videos), *TRAIN, "--out", str(dest / "run")],
+            "train": ["train", str(videos), *TINY_TRAIN, "--out", str(dest / "run")],
             "evaluate": ["evaluate", str(dest)],
             "export": ["export", str(run), str(dest / "model.onnx"), "--format", "onnx"]}
 
