@@ -229,3 +229,24 @@ def test_evaluating_and_exporting_onto_a_full_disk_leave_no_half_written_file(ti
     full_disk_line(out, disk, r"writing model.onnx; needs about 4\d\.\d MB for the model's weights")
     assert not (disk / "model.onnx").exists()
     no_leftovers(disk)
+
+
+def test_a_lock_kept_by_the_worker_of_a_killed_run_says_so(videos, tmp_path):
+    """The main process killed alone (kill -9 PID): a worker it forked keeps the lock until its current video is
+    done; the next run says that, not that a dead pid is writing."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    dest = tmp_path / "frames"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path\n"
+                               "from vidseq.files import exclusive\n"
+                               f"with exclusive({str(dest)!r}, what='frames folder'):\n"
+                               f"    Path({str(tmp_path / '.frames.lock.pid')!r}).write_text('{dead.pid}')\n"
+                               "    print('held', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = vidseq("extract", videos, dest, "--workers", "1")
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert f"is still locked by a worker of vidseq frames folder run {dead.pid}, which was killed" in out.stderr
+    finally:
+        holder.kill()
+        holder.wait()

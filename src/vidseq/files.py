@@ -115,6 +115,16 @@ def save_figure(fig, path: str | Path, **kwargs) -> Path:
     return path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def exclusive(dest: str | Path, *, what: str, key: str = "") -> Iterator[None]:
     """Hold the lock of output `dest` for the block: a second vidseq writing to the same `dest` (and `key`, e.g. one
@@ -138,6 +148,9 @@ def exclusive(dest: str | Path, *, what: str, key: str = "") -> Iterator[None]:
             pid = holder.read_text().strip() or "unknown"
         except OSError:
             pid = "unknown"
+        if pid.isdigit() and not _alive(int(pid)):  # killed: a worker process it started still holds the lock
+            raise VidseqError(path=dest, reason=f"is still locked by a worker of vidseq {what} run {pid}, which was "
+                              "killed; the worker stops after its current item: try again in a moment") from None
         raise VidseqError(path=dest, reason=f"is being written by another vidseq {what} run (pid {pid}); wait for "
                           "it to finish, or give another folder") from None
     except OSError as e:
