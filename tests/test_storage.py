@@ -250,3 +250,21 @@ def test_a_lock_kept_by_the_worker_of_a_killed_run_says_so(videos, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_full_disk_met_appending_to_the_manifest_names_its_folder(tmp_path, monkeypatch):
+    """A patched writer: the manifest's append (a write to an open file names no file of its own) hits ENOSPC."""
+    import errno
+
+    from vidseq.errors import storage_fault
+    from vidseq.extract.records import Journal, VideoRecord
+
+    journal = Journal(tmp_path / "manifest.csv", [])
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal._file, "flush", full)
+    with pytest.raises(OSError) as e:
+        journal.append(VideoRecord("C/a.avi", "C", 3, 25.0, 32, 32, "done", "C/a"))
+    assert storage_fault(e.value).startswith(f"{tmp_path}: no space left on the device (writing manifest.csv; ")

@@ -102,6 +102,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_bytes(data)
 
 
+@contextlib.contextmanager
+def named_errors(path: str | Path) -> Iterator[None]:
+    """An OSError in the block names `path` where it names no file (a write to an open file, a full disk), so its
+    one line says which folder is full."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
+
+
 def save_figure(fig, path: str | Path, **kwargs) -> Path:
     """``fig.savefig(path)`` atomically (a matplotlib Figure; its format from the name), so a full disk leaves no
     truncated picture."""

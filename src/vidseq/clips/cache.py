@@ -31,7 +31,7 @@ import torch
 
 from vidseq.clips.sources import FILES, keyframes_of
 from vidseq.errors import DatasetError, VidseqError, note_space
-from vidseq.files import exclusive, output_folder
+from vidseq.files import exclusive, named_errors, output_folder
 from vidseq.progress import Progress, available_cpus
 from vidseq.sampling import uniform
 
@@ -161,8 +161,9 @@ def _build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Seque
             if err:
                 failures[entries[i].path] = err
             else:
-                log.write(f"{i}\n")
-                log.flush()
+                with named_errors(dest / PROGRESS):
+                    log.write(f"{i}\n")
+                    log.flush()
             bar.update(1)
     if failures:
         plan["items"] = [e for e in plan["items"] if e["path"] not in failures]
