@@ -59,13 +59,15 @@ TINY_TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_synth, tmp_path_factory) -> Path:
-    """A run trained (TINY_TRAIN) on `tiny_synth`'s videos, built once; copy it before changing it."""
+def tiny_run(tmp_path_factory) -> Path:
+    """A run trained (TINY_TRAIN) on tiny data of its own (tests add files to `tiny_synth`), built once; copy it
+    before changing it."""
     from vidseq.cli import main
 
-    run = tmp_path_factory.mktemp("tiny-run") / "run"
-    assert main(["train", str(tiny_synth / "videos"), *TINY_TRAIN, "--out", str(run)]) == 0
-    return run
+    root = tmp_path_factory.mktemp("tiny-run")
+    make_synth(root / "data", SynthConfig(classes=2, groups=8, clips=1, frames=6, width=32, height=32))
+    assert main(["train", str(root / "data" / "videos"), *TINY_TRAIN, "--out", str(root / "run")]) == 0
+    return root / "run"
 
 
 @pytest.fixture
