@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +65,43 @@ def tiny_synth(tmp_path_factory) -> Path:
     return root
 
 
+#: `vidseq train` options for the smallest run that is a real one (a ResNet-18 frame average, one epoch).
+TINY_TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--frames", "2", "--size", "32",
+              "--epochs", "1", "--workers", "0"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run trained (TINY_TRAIN) on tiny data of its own (tests add files to `tiny_synth`), built once; copy it
+    before changing it."""
+    from vidseq.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    make_synth(root / "data", SynthConfig(classes=2, groups=8, clips=1, frames=6, width=32, height=32))
+    assert main(["train", str(root / "data" / "videos"), *TINY_TRAIN, "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     """../shared beside the checkout, or skip where it is absent (a user's clone)."""
     if not SHARED.is_dir():
         pytest.skip("../shared is not present beside this checkout")
     return SHARED
+
+
+def wait_for_an_epoch(proc: subprocess.Popen, run: Path, timeout: float = 100) -> None:
+    """Wait until training process `proc` has checkpointed an epoch into `run` (it fails if the process ends)."""
+    state = run / "checkpoint" / "state.json"
+    deadline = time.monotonic() + timeout
+    while not (state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.01)
+
+
+def digests(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every file under `folder` (hidden ones too: a leftover temporary shows), but those named in
+    `skip`, by path relative to `folder`."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}

@@ -37,7 +37,7 @@ from PIL import Image
 
 import vidseq.clips.sources
 import vidseq.io.video
-from conftest import moving_square
+from conftest import moving_square, wait_for_an_epoch
 from vidseq.cli import app, main
 from vidseq.clips import ClipTfm, get_action_dataloaders
 from vidseq.errors import DataWarning, ModelError, UnsafeArchiveError, VideoError
@@ -573,11 +573,7 @@ def test_training_killed_after_epoch_k_resumes_through_the_cli_without_redoing_e
     proc = subprocess.Popen(CLI + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     state = run / "checkpoint" / "state.json"
     try:
-        deadline = time.monotonic() + 100
-        while not (state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1):
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no epoch finished"
-            time.sleep(0.01)
+        wait_for_an_epoch(proc, run)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # as an out-of-memory killer or a preempted node would
         proc.communicate()

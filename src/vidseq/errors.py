@@ -118,4 +118,38 @@ def storage_fault(e: OSError) -> str | None:
         return f"{what}; {todo.format(folder='.')}"
     path = Path(os.fsdecode(target))
     name = re.sub(r"^\.(.+)\.tmp-\d+.*$", r"\1", path.name)  # an atomic write's hidden temporary: its final name
-    return f"{path.parent}: {what} (writing {name}); {todo.format(folder=path.parent)}"
+    return f"{path.parent}: {what} (writing {name}{_space(e, path.parent)}); {todo.format(folder=path.parent)}"
+
+
+def note_space(e: OSError, *, needed: int | None = None, written: int | None = None, what: str = "") -> OSError:
+    """Tell `storage_fault` how much space a full disk would have taken: `needed` bytes still to write (for `what`,
+    e.g. "the 12 videos left"), or where that is unknown, the `written` bytes of the failed file that fitted.
+    Kept as attributes of the OSError, which survive pickling (a worker process sends it up whole)."""
+    if needed is not None:
+        e.needed, e.needed_for = int(needed), what
+    if written is not None:
+        e.written = int(written)
+    return e
+
+
+def _space(e: OSError, folder: Path) -> str:
+    """``; needs about 12.3 MB for ..., 0.1 MB free`` for a full disk, from what `note_space` recorded."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return ""
+    import shutil
+
+    try:
+        free = f", {_mb(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = ""
+    needed, written = getattr(e, "needed", None), getattr(e, "written", None)
+    if needed is not None:
+        why = getattr(e, "needed_for", "")
+        return f"; needs about {_mb(needed)}" + (f" for {why}" if why else "") + free
+    if written is not None:
+        return f"; {_mb(written)} of it fitted before the disk filled" + free
+    return f"; {free[2:]}" if free else ""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from vidseq.errors import VidseqError
+from vidseq.errors import VidseqError, note_space, warn_data
 
 
 def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
@@ -23,22 +25,70 @@ def output_folder(path: str | Path, *, what: str = "output folder") -> Path:
     return path
 
 
+#: The longest file name (in bytes) of the usual filesystems (ext4, XFS, Btrfs, APFS, NTFS in characters).
+NAME_MAX = 255
+
+
+def hidden_stem(name: str) -> str:
+    """`name` itself, or where the hidden names built on it (``.<name>.tmp-<pid>``) would pass `NAME_MAX`, its first
+    bytes and a hash of all of it: a 255-byte file name still gets its temporary, and always the same one."""
+    raw = os.fsencode(name)
+    if len(raw) <= NAME_MAX - 32:
+        return name
+    return os.fsdecode(raw[:NAME_MAX - 32 - 13]) + "~" + hashlib.sha1(raw).hexdigest()[:12]
+
+
+def hidden_sibling(path: str | Path, tag: str, suffix: str = "") -> Path:
+    """``.<name>.<tag><suffix>`` beside `path` (`tag` such as ``tmp-<pid>``), hidden from dataset scans."""
+    path = Path(path)
+    return path.with_name(f".{hidden_stem(path.name)}.{tag}{suffix}")
+
+
+class OutsideLinks:
+    """The symbolic links met while scanning folder `root` that lead outside it: left out (a dataset's files are
+    its own; a link to elsewhere, or to /, is not followed), and reported in one warning by `warn`."""
+
+    def __init__(self, root: str | Path):
+        self.root, self.real = Path(root), os.path.realpath(root)
+        self.links: list[str] = []
+
+    def leads_out(self, path: str | Path) -> bool:
+        """Whether `path` is a link leading outside `root` (then noted)."""
+        if not os.path.islink(path):
+            return False
+        real = os.path.realpath(path)
+        if real == self.real or real.startswith(self.real.rstrip(os.sep) + os.sep):
+            return False
+        self.links.append(os.fspath(path))
+        return True
+
+    def warn(self) -> None:
+        if self.links:
+            first = self.links[0]
+            warn_data(f"{self.root}: left out {len(self.links)} symbolic link(s) leading outside it, e.g. {first} -> "
+                      f"{os.path.realpath(first)}; copy or move what they point to into {self.root} to use it",
+                      stacklevel=3)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, size: int | None = None) -> Iterator[Path]:
     """A hidden temporary path beside `path` to write to; renamed over `path` when the block ends without an
-    error, removed when it raises. A reader (or a run killed half-way) never sees `path` half-written.
+    error, removed when it raises. A reader (or a run killed half-way) never sees `path` half-written. `size`,
+    the bytes about to be written where known, goes into the message of a full disk (else what fitted of them).
 
     >>> with atomic_path("model.safetensors") as tmp:          # doctest: +SKIP
     ...     save_file(state, tmp)
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = hidden_sibling(path, f"tmp-{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, path)
     except OSError as e:
         if e.filename is None:  # a failed write() names no file: name the one being written
             e.filename = str(path)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) and not hasattr(e, "needed"):
+            note_space(e, needed=size, written=tmp.stat().st_size if size is None and tmp.exists() else None)
         raise
     finally:
         if tmp.exists():
@@ -47,8 +97,44 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically (see `atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+    data = text.encode("utf-8", errors="surrogateescape")
+    with atomic_path(path, size=len(data)) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def named_errors(path: str | Path) -> Iterator[None]:
+    """An OSError in the block names `path` where it names no file (a write to an open file, a full disk), so its
+    one line says which folder is full."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """``fig.savefig(path)`` atomically (a matplotlib Figure; its format from the name), so a full disk leaves no
+    truncated picture."""
+    import io
+
+    path, buf = Path(path), io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or None, **kwargs)
+    data = buf.getvalue()
+    with atomic_path(path, size=len(data)) as tmp:  # its size known: a full disk's message says it
+        tmp.write_bytes(data)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -74,6 +160,9 @@ def exclusive(dest: str | Path, *, what: str, key: str = "") -> Iterator[None]:
             pid = holder.read_text().strip() or "unknown"
         except OSError:
             pid = "unknown"
+        if pid.isdigit() and not _alive(int(pid)):  # killed: a worker process it started still holds the lock
+            raise VidseqError(path=dest, reason=f"is still locked by a worker of vidseq {what} run {pid}, which was "
+                              "killed; the worker stops after its current item: try again in a moment") from None
         raise VidseqError(path=dest, reason=f"is being written by another vidseq {what} run (pid {pid}); wait for "
                           "it to finish, or give another folder") from None
     except OSError as e:

@@ -14,7 +14,9 @@ import dataclasses
 import io
 import json
 import math
+import os
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from vidseq.clips import IMAGENET, Stats
 from vidseq.errors import ModelError, VidseqError
-from vidseq.files import atomic_path, atomic_write_text
+from vidseq.files import atomic_path, atomic_write_text, save_figure
 from vidseq.models import unwrap
 from vidseq.sampling import DEFAULT_SAMPLER
 
@@ -61,8 +63,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
         if ptr in seen and ptr != -1:
             state[k] = v.clone()
         seen[ptr] = k
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp))
+    save_safetensors(state, path)
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
@@ -107,8 +108,21 @@ def save_optimizer(opt, path: Path) -> None:
         return v.item() if hasattr(v, "item") else v  # numbers, strings, bools, None, numpy scalars
 
     packed = pack(opt.state_dict(), "s")
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"vidseq": json.dumps({"packed": packed})})
+    save_safetensors(tensors, path, metadata={"vidseq": json.dumps({"packed": packed})})
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """`tensors` as a safetensors file, written atomically; a failed write (a full disk) is the OSError it is, with
+    the file's size, not safetensors' own error type."""
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    with atomic_path(path, size=size) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as e:
+            code = re.search(r"os error (\d+)", str(e))  # its I/O errors carry only the text of the OSError
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(tmp)) from None
 
 
 def load_optimizer(opt, path: Path, device) -> None:
@@ -353,5 +367,5 @@ def plot_history(run: str | Path) -> Path | None:
     b.legend()
     fig.tight_layout()
     out = Path(run) / "history.png"
-    fig.savefig(out, dpi=90)
+    save_figure(fig, out, dpi=90)
     return out

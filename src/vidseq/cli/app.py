@@ -3,8 +3,12 @@ and `main`, which turns every user mistake into one line on stderr and exit code
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import signal
 import sys
+import threading
 import warnings
 
 import typer
@@ -107,8 +111,13 @@ class _Echo(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if self.prefix:
-            text = ("vidseq: warning: " if record.levelno >= logging.WARNING else "vidseq: ") + text
+            text = ("vidseq: warning: " + one_line(text) if record.levelno >= logging.WARNING else "vidseq: " + text)
         typer.echo(text, err=self.err)
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters (a newline in a file name) written as escapes: a message stays one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -136,12 +145,47 @@ def setup_logging() -> None:
         table.propagate = False
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a scheduler stopping the job), raised where Ctrl-C's KeyboardInterrupt is, so a command
+    stops the same clean way; main then exits 143 (128 + SIGTERM) instead of 130."""
+
+
+def _terminate(signum, frame) -> None:
+    _TERMINATED[0] = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM while stopping ends the process at once
+    raise _Terminated
+
+
+_TERMINATED = [False]
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises `_Terminated` in the main thread for the block (where this thread may set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2."""
+    """Entry point of the `vidseq` script: runs a command, turns user errors into one line and exit 2; Ctrl-C
+    (exit 130) and SIGTERM (exit 143) stop it cleanly with one line, and the command's resume hint."""
     args = sys.argv[1:] if argv is None else list(argv)
     _ARGV[:] = args  # the command line as given, for commands that start child processes (train --gpus)
     _INTERRUPTED[0] = "vidseq: interrupted"
+    _TERMINATED[0] = False
     setup_logging()
+    with _sigterm_as_interrupt():
+        rv = _main(args)
+    return 143 if rv == 130 and _TERMINATED[0] else rv
+
+
+def _main(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="vidseq", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
@@ -153,18 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", err=True)
         return 2
     except VidseqError as e:
-        typer.echo(f"vidseq: error: {e.render(flag)}", err=True)
+        typer.echo(f"vidseq: error: {one_line(e.render(flag))}", err=True)
         return 2
     except OSError as e:  # the storage itself (full, read-only, not permitted): one line, not a traceback
         line = storage_fault(e)
         if line is None:
             raise
-        typer.echo(f"vidseq: error: {line}", err=True)
+        typer.echo(f"vidseq: error: {one_line(line)}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         rv = 130
     if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which comes back as the return value
-        typer.echo(_INTERRUPTED[0], err=True)
+        line = _INTERRUPTED[0]
+        typer.echo(line.replace("interrupted", "stopped by SIGTERM", 1) if _TERMINATED[0] else line, err=True)
     return rv if isinstance(rv, int) else 0
 
 

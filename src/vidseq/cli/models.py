@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidseq.cli.app import _ARGV, _INTERRUPTED, _given, _model_options, _pct, _print_table, _sampler, app
+from vidseq.cli.app import _ARGV, _INTERRUPTED, _given, _model_options, _pct, _print_table, _sampler, app, one_line
 from vidseq.errors import VidseqError
 
 
@@ -148,8 +148,8 @@ def evaluate(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run folder made by 'vidseq train'.")],
-    videos: Annotated[list[Path] | None, typer.Argument(help="Video files (any container PyAV opens) or frame "
-                                                             "folders.")] = None,
+    videos: Annotated[list[Path] | None, typer.Argument(readable=False, help="Video files (any container PyAV "
+                                                                             "opens) or frame folders.")] = None,
     top: Annotated[int, typer.Option(min=1, help="How many classes to show per file.")] = 5,
     clips: Annotated[int, typer.Option(min=1, help="Clips per video, predictions averaged.")] = 1,
     crops: Annotated[int, typer.Option(min=1, max=3, help="Crops per clip: 1 (centre) or 3 (start, centre, end "
@@ -205,9 +205,10 @@ def predict(
     else:
         for p in preds:
             if p.error:
-                typer.echo(f"vidseq: error: {p.error}", err=True)
+                typer.echo(f"vidseq: error: {one_line(p.error)}", err=True)
                 continue
-            typer.echo(p.path if p.labels is None else f"{p.path}: {', '.join(p.labels) or 'no label'}")
+            name = one_line(str(p.path))  # a newline in a file name stays in its line
+            typer.echo(name if p.labels is None else f"{name}: {', '.join(p.labels) or 'no label'}")
             for label, prob in p.top:
                 typer.echo(f"  {prob:6.1%}  {label}")
     if all(p.error for p in preds):

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from vidseq.clips.sources import FILES, keyframes_of
-from vidseq.errors import DatasetError, VidseqError
-from vidseq.files import exclusive, output_folder
+from vidseq.errors import DatasetError, VidseqError, note_space
+from vidseq.files import exclusive, named_errors, output_folder
 from vidseq.progress import Progress, available_cpus
 from vidseq.sampling import uniform
 
@@ -144,8 +144,7 @@ def _build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Seque
         if (dest / PROGRESS).is_file():
             done = {int(x) for x in (dest / PROGRESS).read_text().split()}
     else:
-        with open(tmp_frames, "wb") as f:
-            f.truncate(offset * size * size * 3)
+        _allocate(tmp_frames, offset * size * size * 3)
         tmp_index.write_text(json.dumps(plan))
         (dest / PROGRESS).write_text("")
     todo = [(i, e.path, counts[e.path], e.count, e.offset, offset, size, str(tmp_frames))
@@ -162,8 +161,9 @@ def _build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Seque
             if err:
                 failures[entries[i].path] = err
             else:
-                log.write(f"{i}\n")
-                log.flush()
+                with named_errors(dest / PROGRESS):
+                    log.write(f"{i}\n")
+                    log.flush()
             bar.update(1)
     if failures:
         plan["items"] = [e for e in plan["items"] if e["path"] not in failures]
@@ -173,6 +173,21 @@ def _build_cache(paths: Sequence[str | Path], dest: str | Path, *, labels: Seque
     os.replace(tmp_index, dest / INDEX)
     (dest / PROGRESS).unlink(missing_ok=True)
     return dest
+
+
+def _allocate(path: Path, nbytes: int) -> None:
+    """Create `path` with `nbytes` of disk reserved (a full disk fails here, in one line with the size, instead of
+    killing a worker with SIGBUS when its memory-mapped write finds no space); nothing is left when it fails."""
+    try:
+        with open(path, "wb") as f:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(f.fileno(), 0, nbytes)
+            else:  # pragma: no cover - macOS, Windows: sparse, as before
+                f.truncate(nbytes)
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        e.filename = e.filename or str(path)
+        raise note_space(e, needed=nbytes, what="the cache's frames") from None
 
 
 def _key(path) -> str:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidseq.files import OutsideLinks
 from vidseq.io import VIDEO_EXTENSIONS, is_frame_name, is_video_file
 
 _GROUP = re.compile(r"^(?:v_)?(?P<name>.+?)_g(?P<g>\d+)_")
@@ -108,13 +109,15 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
     """Videos and frame folders under `root`, each inside a class folder (sorted; hidden names skipped).
 
     A video counts when it lies in a folder below `root`; a frame folder when it lies in a folder below
-    `root` (so its parent names the class). Frame folders are not searched further.
+    `root` (so its parent names the class). Frame folders are not searched further. Symbolic links that lead
+    outside `root` are left out, with one warning.
     """
     root = Path(root)
     videos: list[Path] = []
     frames: list[Path] = []
     seen: set[str] = set()
     stack = [root]
+    outside = OutsideLinks(root)
     while stack:
         d = stack.pop()
         real = os.path.realpath(d)
@@ -126,7 +129,7 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
         try:
             with os.scandir(d) as it:
                 for e in it:
-                    if e.name.startswith("."):
+                    if e.name.startswith(".") or (e.is_symlink() and outside.leads_out(e.path)):
                         continue
                     try:
                         if e.is_dir():
@@ -147,6 +150,7 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
         if d != root:
             videos.extend(vids)
         stack.extend(subdirs)
+    outside.warn()
     return sorted(videos), sorted(frames)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vidseq.errors import note_space
 from vidseq.files import atomic_write_text, output_folder
 from vidseq.io import write_video
 from vidseq.progress import Progress
@@ -205,7 +206,7 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
     cfg = config or SynthConfig()
     root = output_folder(dest, what="dataset")
     names = cfg.class_names
-    train, test, n_frames = [], [], 0
+    train, test, n_frames, done_bytes = [], [], 0, 0
     jobs = [(ci, g, c) for ci in range(cfg.classes) for g in range(1, cfg.groups + 1)
             for c in range(1, cfg.clips + 1)]
     with Progress("synth", len(jobs), unit="videos", enabled=progress) as bar:  # the line ends also on Ctrl-C
@@ -224,9 +225,15 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
                 write_video(tmp, _render_clip(cfg, family, direction, group_rng, clip_rng), fps=cfg.fps,
                             codec="mpeg4", quality=3)
                 tmp.replace(out)
+            except OSError as e:  # a full disk: about what the videos left take, at the size of those written
+                if done_bytes:
+                    left = len(jobs) - len(train) - len(test)
+                    note_space(e, needed=done_bytes / (len(jobs) - left) * left, what=f"the {left} videos left")
+                raise
             finally:
                 tmp.unlink(missing_ok=True)
             n_frames += cfg.frames
+            done_bytes += out.stat().st_size
             (test if g <= TEST_GROUPS else train).append((rel, ci + 1))
             bar.update(1)
     lists = output_folder(root / "ucfTrainTestlist", what="split lists folder")

@@ -20,7 +20,7 @@ import torch
 from vidseq.errors import VidseqError
 from vidseq.evaluate.inference import clip_indices, clip_tfm_for
 from vidseq.evaluate.metrics import Evaluation, MultiLabelEvaluation
-from vidseq.files import atomic_write_text
+from vidseq.files import atomic_write_text, save_figure
 from vidseq.runs import Run, plot_history, read_metrics
 
 
@@ -53,7 +53,7 @@ def plot_confusion(ev: Evaluation, path: Path | None = None):
     ax.set_title(f"confusion ({ev.views} per video)")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=90)
+        save_figure(fig, path, dpi=90)
     return fig
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from vidseq.errors import VidseqError
+from vidseq.files import hidden_sibling
 from vidseq.models.hf import HFVideo, save_hf
 from vidseq.runs import Run, load_run
 
@@ -27,7 +28,7 @@ def export_hf(run: str | Path | Run, dest: str | Path, *, overwrite: bool = Fals
     if dest.exists() and not dest.is_dir():
         raise VidseqError(path=dest, reason="is a file, not a folder")
     model = run.config.model
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp = hidden_sibling(dest, f"tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidseq.errors import ModelError, VidseqError
+from vidseq.errors import STORAGE_FAULTS, ModelError, VidseqError, note_space
+from vidseq.files import hidden_sibling
 from vidseq.models.weights import one_line
 from vidseq.runs import Run, load_run
 
@@ -104,7 +105,7 @@ def export_onnx(run: str | Path | Run, dest: str | Path, *, dynamic_batch: bool 
     model = run.model.float().eval()
     c = run.config.clip
     name = run.config.model.get("name")
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp = hidden_sibling(dest, f"tmp-{os.getpid()}")
     try:
         dynamic_batch = export_model(model, tmp, frames=c.frames, size=c.size, dynamic_batch=dynamic_batch,
                                      opset=opset, name=name)
@@ -146,6 +147,12 @@ def _export(model: nn.Module, path: Path, *, frames: int, size: int, dynamic_bat
             torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["clips"],
                               output_names=["logits"], dynamic_shapes=shapes, opset_version=opset,
                               external_data=False)
+    except OSError as e:
+        if e.errno not in STORAGE_FAULTS:
+            raise ModelError(f"model {name} cannot be exported to ONNX ({one_line(e)})") from None
+        e.filename = e.filename or str(path)  # the destination's fault (full, read-only): the run's, one line
+        raise note_space(e, needed=sum(p.numel() * p.element_size() for p in model.state_dict().values()),
+                         what="the model's weights") from None
     except Exception as e:  # the exporter's failures come as many types; each is the same one line here
         raise ModelError(f"model {name} cannot be exported to ONNX ({one_line(e)})") from None
 

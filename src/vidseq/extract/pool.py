@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faulthandler
 import multiprocessing as mp
+import os
 import shutil
 import signal
 import threading
@@ -29,6 +30,7 @@ def _worker_main(conn, task: Callable[..., Any], hook: Callable[[Path], None] | 
     """A worker process: run `task(path, out)` for each job it is sent, one at a time, and send back
     ``(key, result, None)`` or ``(key, None, reason)`` when the task raised."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler (forked): SIGTERM ends a worker
     faulthandler.disable()  # a crash is reported by the parent, as the job's failure
     conn.send(_READY)
     while True:
@@ -47,8 +49,13 @@ def _worker_main(conn, task: Callable[..., Any], hook: Callable[[Path], None] | 
             conn.send((key, None, getattr(e, "reason", None) or str(e)))
         except OSError as e:
             if e.errno in STORAGE_FAULTS:  # the destination's fault (full, read-only): the run's, sent up whole
-                e.filename = e.filename or str(out)  # a failed write() names no file: name the output
-                conn.send((key, None, e))
+                # as a plain OSError (PyAV's own subclass has a read-only filename) naming the output where a failed
+                # write() names no file, with what vidseq.errors.note_space noted on it
+                fault = OSError(e.errno, e.strerror or os.strerror(e.errno), e.filename or str(out))
+                for name in ("needed", "needed_for", "written", "source_bytes"):
+                    if hasattr(e, name):
+                        setattr(fault, name, getattr(e, name))
+                conn.send((key, None, fault))
             else:
                 conn.send((key, None, f"{type(e).__name__}: {e}".splitlines()[0]))
         except Exception as e:  # anything else is this job's failure, not the run's

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidseq.files import atomic_write_text
+from vidseq.files import atomic_write_text, named_errors
 
 #: Statuses of a manifest row. A ``partial`` video is truncated: its folder holds the frames that
 #: decoded before the damage. A ``failed`` one has no folder.
@@ -124,12 +124,15 @@ class Journal:
         self._writer = csv.DictWriter(self._file, fieldnames=MANIFEST_FIELDS)
 
     def append(self, rec: VideoRecord) -> None:
-        self._writer.writerow(rec.row())
-        self._file.flush()
+        with named_errors(self.path):
+            self._writer.writerow(rec.row())
+            self._file.flush()
 
-    def close(self, records: list[VideoRecord]) -> None:
+    def close(self, records: list[VideoRecord] | None) -> None:
+        """Rewrite the manifest as `records`; None: only close it (its folder was removed under it)."""
         self._file.close()
-        atomic_write_text(self.path, _csv_text(records))
+        if records is not None:
+            atomic_write_text(self.path, _csv_text(records))
 
 
 def _csv_text(records: list[VideoRecord]) -> str:

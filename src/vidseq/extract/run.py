@@ -10,6 +10,7 @@ with ``i`` counting from 0 (``DEST/<stem>/`` when SRC is a single video).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import os
 import re
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidseq.errors import DatasetError, VideoError
+from vidseq.errors import DatasetError, VideoError, note_space
 from vidseq.extract.pool import run_pool
 from vidseq.extract.records import (
     DONE,
@@ -33,8 +34,8 @@ from vidseq.extract.records import (
     read_manifest,
     write_failures,
 )
-from vidseq.extract.video import _check_quality, _publish, extract_job
-from vidseq.files import exclusive, output_folder
+from vidseq.extract.video import _check_quality, _publish, extract_job, tree_size
+from vidseq.files import OutsideLinks, exclusive, hidden_stem, output_folder
 from vidseq.io import VIDEO_EXTENSIONS, frame_files, is_video_file, probe
 from vidseq.io.segment import parse_segment
 from vidseq.progress import Progress, available_cpus
@@ -71,24 +72,27 @@ def in_shard(video: str, shard: tuple[int, int] | None) -> bool:
 def find_videos(src: str | Path) -> list[tuple[Path, str]]:
     """(path, path relative to `src`) of every video file under `src`, sorted; `src` may be one video.
 
-    Hidden files and folders (names starting with ".") are left out.
+    Hidden files and folders (names starting with ".") are left out, and so are symbolic links that lead outside
+    `src` (one warning names them); links inside it are followed, each folder once (a link loop ends there).
     """
     src = Path(src)
     if src.is_file():
         return [(src, src.name)]
     found = []
     seen: set[str] = set()
+    outside = OutsideLinks(src)
     for root, dirs, files in os.walk(src, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:  # a symlink loop, or a folder linked twice
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not outside.leads_out(os.path.join(root, d)))
         for name in sorted(files):
-            if not name.startswith(".") and is_video_file(name):
+            if not name.startswith(".") and is_video_file(name) and not outside.leads_out(os.path.join(root, name)):
                 path = Path(root) / name
                 found.append((path, path.relative_to(src).as_posix()))
+    outside.warn()
     return found
 
 
@@ -202,8 +206,9 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
     skipped = len(records) - sum(r.status == FAILED for r in records.values())
 
     journal = Journal(manifest_path, [records[k] for k in sorted(records)])
+    home = _identity(dest)
     bar = Progress(output.label, len(jobs), unit="videos", enabled=progress, extra="frames", last_line=False)
-    frames = 0
+    frames, failing = 0, False
     try:
         if jobs:
             for rel, rec, reason in run_pool(jobs, output.task, workers=workers, timeout=timeout, hook=worker_hook):
@@ -211,16 +216,35 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
                     rec = VideoRecord(rel, label_of[rel], reason=reason)
                 rec = dataclasses.replace(rec, video=rel, label=label_of[rel],
                                           folder="" if rec.status == FAILED else folder_of[rel])
+                if _identity(dest) != home:  # removed or replaced: what was written is gone with it
+                    raise DatasetError(path=dest, reason=f"disappeared while being written ({len(records)} videos "
+                                       "were done); make sure nothing else removes it and run the same command "
+                                       "again: it redoes what is missing")
                 records[rel] = rec
                 journal.append(rec)
                 if rec.status != FAILED:
                     frames += rec.frames
                 bar.update(1, extra=rec.frames if rec.status != FAILED else 0)
+    except OSError as e:
+        failing = True
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            _estimate_space(e, jobs, records, dest)
+        raise
+    except BaseException:
+        failing = True
+        raise
     finally:
         bar.close()
         ordered = [records[k] for k in sorted(records)]
-        journal.close(ordered)
-        write_failures(failures_path, ordered)
+        try:
+            if _identity(dest) == home:
+                journal.close(ordered)
+                write_failures(failures_path, ordered)
+            else:  # a new folder in its place (a worker may have made one): no manifest of folders not in it
+                journal.close(None)
+        except OSError:
+            if not failing:  # else the run's own error is the one to show (this is most likely the same full disk)
+                raise
 
     fresh = [records[rel] for _, rel, _ in jobs]
     return ExtractSummary(
@@ -229,6 +253,39 @@ def _convert_dataset(src: str | Path, dest: str | Path, output: Output, *, worke
         failed=sum(r.status == FAILED for r in records.values()), frames=frames,
         seconds=time.perf_counter() - start, manifest=manifest_path, failures=failures_path,
         split_lists=split_lists, records=ordered)
+
+
+def _estimate_space(e: OSError, jobs: list[tuple[Path, str, Path]], records: dict[str, VideoRecord],
+                    dest: Path) -> None:
+    """Note on full-disk error `e` about how much the videos not yet done would take: their source size times the
+    outputs-to-source ratio of this run's finished videos, else of the video that failed (from its frames so far)."""
+    left = [p for p, rel, _ in jobs if rel not in records]
+    done = [(p, dest / records[rel].folder) for p, rel, _ in jobs
+            if rel in records and records[rel].status != FAILED]
+    source, written = sum(_file_size(p) for p, _ in done), sum(tree_size(out) for _, out in done)
+    if source and written:
+        ratio = written / source
+    elif getattr(e, "needed", None) and getattr(e, "source_bytes", 0):
+        ratio = e.needed / e.source_bytes
+    else:
+        return
+    note_space(e, needed=ratio * sum(map(_file_size, left)), what=f"the {len(left)} videos left")
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of `folder`: another value (None: gone) means it was removed or replaced."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _folder_for(rel: str) -> str:
@@ -292,7 +349,7 @@ class _Leftovers:
                 if m:
                     index.setdefault(m.group("name"), []).append(name)
             self._by_parent[parent] = index
-        for name in self._by_parent[parent].pop(out.name, []):
+        for name in self._by_parent[parent].pop(hidden_stem(out.name), []):
             left = parent / name
             if left.is_dir() and not left.is_symlink():
                 shutil.rmtree(left, ignore_errors=True)
@@ -316,7 +373,15 @@ def _copy_split_lists(src: Path, dest: Path, *, overwrite: bool) -> list[Path]:
             continue
         tmp = dest / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(found, tmp)
+        files = [f for f in sorted(found.iterdir()) if f.is_file()]
+        try:
+            tmp.mkdir()
+            for file in files:  # not copytree: a full disk must stay an OSError, not become a shutil.Error
+                shutil.copyfile(file, tmp / file.name)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            e.filename, e.filename2 = str(target / (Path(e.filename2 or "").name or name)), None  # not the temporary
+            raise note_space(e, needed=sum(map(_file_size, files)), what="the split lists") from None
         try:
             _publish(tmp, target)
         except OSError:  # another shard put it there first

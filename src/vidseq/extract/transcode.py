@@ -21,6 +21,7 @@ from pathlib import Path
 from vidseq.errors import VideoError
 from vidseq.extract.records import DONE, PARTIAL, ExtractSummary, VideoRecord
 from vidseq.extract.run import DEFAULT_TIMEOUT, Output, convert_dataset
+from vidseq.files import hidden_sibling
 from vidseq.io import FrameReader, VideoWriter, video_index
 
 #: The container of transcoded videos, and the codecs `transcode` offers: FFmpeg's encoder and its options.
@@ -49,7 +50,7 @@ def transcode_video(video: str | Path, out: str | Path, *, size: int | None = 12
     """
     _check(size, gop, quality, codec)
     video, out = Path(video), Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp = hidden_sibling(out, f"tmp-{os.getpid()}")
     out.parent.mkdir(parents=True, exist_ok=True)
     name, options = CODECS[codec]
     options = dict(options, crf=str(quality * 2 + 10)) if codec == "h264" else dict(options)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import TruncatedVideoError, VideoError
+from vidseq.errors import TruncatedVideoError, VideoError, note_space
 from vidseq.extract.records import DONE, PARTIAL, VideoRecord
+from vidseq.files import hidden_sibling
 from vidseq.io import FrameReader, probe, read_frames
 from vidseq.io.segment import Segment, parse_segment, segment_frames
 
@@ -35,7 +36,7 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    n, width, height, damage = 0, 0, 0, None
+    n, width, height, damage, reader = 0, 0, 0, None, None
     try:
         with FrameReader(video, size=size, threads=threads) as reader:
             try:
@@ -55,6 +56,12 @@ def extract_video(video: str | Path, out_dir: str | Path, *, size: int | None = 
             else:
                 reason = reader.incomplete() or ""
         _publish(tmp, out_dir)
+    except OSError as e:
+        if n and reader is not None and reader.declared:  # the disk filled: what this video would have taken
+            note_space(e, needed=tree_size(tmp) / n * reader.declared)
+            e.source_bytes = video.stat().st_size
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -112,6 +119,16 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+def tree_size(path: Path) -> int:
+    """Bytes in the files of folder `path` (or of file `path`); 0 where it is gone."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+    except OSError:
+        return 0
+
+
 def _even_padded(y: np.ndarray) -> np.ndarray:
     """`y` itself when its size is even, else a view of the same size into a copy padded to even size
     by repeating the edge. TurboJPEG reads 4:2:0 luma in whole 2x2 blocks: without the padding it reads
@@ -123,13 +140,13 @@ def _even_padded(y: np.ndarray) -> np.ndarray:
 
 
 def tmp_dir(out_dir: Path, pid: int) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.tmp-{pid}")
+    return hidden_sibling(out_dir, f"tmp-{pid}")
 
 
 def _publish(tmp: Path, out_dir: Path) -> None:
     """Rename the finished `tmp` folder to `out_dir`, replacing an old one."""
     if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        old = hidden_sibling(out_dir, f"old-{os.getpid()}")
         os.rename(out_dir, old)
         os.rename(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)

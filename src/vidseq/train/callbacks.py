@@ -84,7 +84,7 @@ class RunCheckpoint(Callback):
         ck.mkdir(exist_ok=True)
         save_weights(self.learn.model, ck / WEIGHTS)
         save_optimizer(self.learn.opt, ck / "optimizer.safetensors")
-        with atomic_path(self.run / WEIGHTS) as tmp:
+        with atomic_path(self.run / WEIGHTS, size=(ck / WEIGHTS).stat().st_size) as tmp:
             shutil.copyfile(ck / WEIGHTS, tmp)
         rec = self.learn.recorder
         names = [n for n in rec.metric_names if n != "epoch"]

@@ -25,7 +25,7 @@ from fastprogress.fastprogress import IN_NOTEBOOK
 from vidseq.clips import build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
 from vidseq.errors import DatasetError, VidseqError, warn_data
-from vidseq.files import exclusive, output_folder
+from vidseq.files import exclusive, output_folder, save_figure
 from vidseq.models import Recipe, create_model, input_stats, is_model, model_recipe, splitter, unwrap
 from vidseq.runs import (
     CHECKPOINT,
@@ -288,7 +288,7 @@ def _find_lr(learn: Learner, run: Path, *, freeze: bool) -> float:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.legend()
-    fig.savefig(run / "lr_find.png", dpi=90)
+    save_figure(fig, run / "lr_find.png", dpi=90)
     if freeze:
         learn.unfreeze()
     learn.opt = None
