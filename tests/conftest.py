@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,28 @@ def digests(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     `skip`, by path relative to `folder`."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}
+
+
+def _mount(path: Path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    return mount.returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A function mounting a tmpfs of the given size under tmp_path; all unmounted at the end."""
+    mounted = []
+
+    def mount(size_kb: int, *, read_only: bool = False) -> Path:
+        path = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
+        if not _mount(path, f"size={size_kb}k"):
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(path)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)

@@ -391,3 +391,14 @@ def test_a_stop_signal_finishes_the_request_in_flight_then_exits_0(trained, vide
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_upload_onto_a_full_disk_is_507_and_the_server_goes_on(run, videos, tmpfs):
+    uploads = tmpfs(64)  # 64 KB for uploads: the video below needs more
+    big = videos[0].read_bytes() + os.urandom(200_000)  # a video's start, then more than the disk holds
+    with serving(run, max_bytes=1_000_000, timeout=30, queue=4, tmp_dir=uploads) as (url, _):
+        status, body = post_video(url, big, name="big.avi")
+        assert status == 507 and "no space left" in body["error"]
+        assert leftovers(uploads) == []  # the partial upload is removed, and the space with it
+        status, body = post_video(url, videos[0])  # a small one fits again
+        assert status == 200 and body["top"]

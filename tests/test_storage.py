@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,31 +15,6 @@ import pytest
 from conftest import TINY_TRAIN, digests
 from vidseq.cli import main
 from vidseq.datasets.synth import SynthConfig, make_synth
-
-
-def _mount(path: Path, options: str) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    return mount.returncode == 0
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A function mounting a tmpfs of the given size under tmp_path; all unmounted at the end."""
-    mounted = []
-
-    def mount(size_kb: int, *, read_only: bool = False) -> Path:
-        path = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
-        if not _mount(path, f"size={size_kb}k"):
-            pytest.skip("cannot mount a tmpfs here (needs root)")
-        mounted.append(path)
-        if read_only:
-            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def vidseq(*args) -> subprocess.CompletedProcess:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import BinaryIO
 
 MAX_FIELD = 1000  # bytes of a text field (top, clips, timeline)
@@ -97,12 +98,16 @@ async def receive_upload(request, dest: BinaryIO, *, max_bytes: int, field: str 
                 raise UploadError(413, limit)
             parser.write(chunk)
         parser.finalize()
+        dest.flush()
     except UploadError:
+        raise
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the server's disk, not the client's fault
+            raise UploadError(507, "the server has no space left for uploads; try again later") from None
         raise
     except Exception as e:  # noqa: BLE001 - python-multipart's parse errors and a client that went away
         raise UploadError(400, f"the form could not be read ({type(e).__name__}: {e})") from None
     if state["filename"] is None:
         raise UploadError(400, f"no '{field}' part: send the video as the form's '{field}' (curl -F "
                           f"{field}=@video.mp4)")
-    dest.flush()
     return fields, state["filename"], state["size"]
