@@ -14,7 +14,6 @@ counted from the video's first frame; frame ``i`` of the segment is frame ``firs
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,27 +84,18 @@ def segment_frames(seg: Segment) -> tuple[int, int]:
     first = int(np.searchsorted(times, seg.start - 1e-6, side="left"))
     stop = int(np.searchsorted(times, seg.end - 1e-6, side="left"))
     if stop <= first:
-        length = times[-1] + (times[1] - times[0] if len(times) > 1 else 0) if len(times) else 0.0
+        length = times[-1] + frame_step(times) if len(times) else 0.0
         raise VideoError(path=seg.path, reason=f"the range {_seconds(seg.start)}-{_seconds(seg.end)} s holds no "
                          f"frame of {seg.file} ({_seconds(length)} s long)")
     return first, stop - first
 
 
+def frame_step(times: np.ndarray) -> float:
+    """Seconds a frame lasts, the median gap between frame times; 0 for fewer than two frames."""
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+
+
 def duration(file: str | Path) -> float:
     """Seconds from the first frame to the end of the last one, from the file's own timestamps."""
     times = frame_times(file)
-    if not len(times):
-        return 0.0
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    return float(times[-1] + step)
-
-
-def check_range(file: str | Path, start: float, end: float) -> str | None:
-    """Why a segment from `start` to `end` of `file` cannot be used as an item, or None when it can: None also
-    for a range that runs a little past the end (it is clipped to the file's frames)."""
-    if not 0 <= start < end or not math.isfinite(end):
-        return f"start {start} and end {end} do not make a range (0 <= start < end)"
-    length = duration(file)
-    if start >= length:
-        return f"starts at {_seconds(start)} s, past the end of the video ({_seconds(length)} s)"
-    return None
+    return float(times[-1] + frame_step(times)) if len(times) else 0.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 
 from vidseq.errors import VideoError
-from vidseq.io.video import MAX_PIXELS, FrameReader, _fps, _reason, _stream_rotation
+from vidseq.io.video import MAX_PIXELS, FrameReader, _reason, video_stream
 
 
 class StreamLost(VideoError):
@@ -26,50 +26,32 @@ def is_live(source: str) -> bool:
     return not Path(source).is_file() or source.startswith("/dev/")
 
 
-def _open_live(source: str, timeout: float):
-    fmt = "v4l2" if source.startswith("/dev/video") else None
-    # FFmpeg probes a network stream for 5 s by default before it gives the first frame: a live source is
-    # probed for at most a third of the stall timeout (and a second), so that the first decision comes early
-    probe_us = str(int(min(1.0, timeout / 3) * 1e6))
-    options = {"analyzeduration": probe_us, "probesize": "1000000"}
-    try:  # opening reads the first packets and probes them: it may take the probe time longer than a read
-        container = av.open(source, mode="r", format=fmt, timeout=(timeout + 2.0, timeout), metadata_errors="ignore",
-                            container_options=options)
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise StreamLost(path=source, reason=f"cannot open ({_reason(e)})") from None
-    if not container.streams.video:
-        container.close()
-        raise StreamLost(path=source, reason="has no video stream")
-    return container, container.streams.video[0]
-
-
 class StreamReader(FrameReader):
     """A `FrameReader` of a live source (see the module's docstring): frames as they arrive. A file given as the
     source is played at its own rate (each frame no sooner than its time since the first)."""
 
     def __init__(self, source: str, *, timeout: float = 5.0, min_side: int | None = None,
                  max_pixels: int = MAX_PIXELS):
-        self.live = is_live(source)
-        self.timeout = timeout
-        if not self.live:
-            super().__init__(source, min_side=min_side, max_pixels=max_pixels)
-            return
-        self.path = Path(source)
-        self.source = source
-        self.container, self.stream = _open_live(source, timeout)
-        cc = self.stream.codec_context
-        if cc.width * cc.height > max_pixels:
-            self.container.close()
-            raise VideoError(path=source, reason=f"frame size {cc.width}x{cc.height} exceeds {max_pixels} pixels")
-        self.min_side, self.size, self.threads = min_side, None, 0
-        self.stream.thread_type = "AUTO"
-        self.declared, self.decoded = 0, 0
-        self.fps = _fps(self.stream)
-        self.rotation = _stream_rotation(self.stream)
-        self._end_time, self._geom = None, None
-        from av.video.reformatter import VideoReformatter
+        self.source, self.live, self.timeout = source, is_live(source), timeout
+        super().__init__(source, min_side=min_side, max_pixels=max_pixels)
 
-        self._sws = VideoReformatter()
+    def _open_source(self, max_pixels: int):
+        if not self.live:
+            return super()._open_source(max_pixels)
+        fmt = "v4l2" if self.source.startswith("/dev/video") else None
+        # FFmpeg probes a network stream for 5 s by default before it gives the first frame: a live source is
+        # probed for at most a third of the stall timeout (and a second), so that the first decision comes early
+        probe_us = str(int(min(1.0, self.timeout / 3) * 1e6))
+        options = {"analyzeduration": probe_us, "probesize": "1000000"}
+        try:  # opening reads the first packets and probes them: it may take the probe time longer than a read
+            container = av.open(self.source, mode="r", format=fmt, timeout=(self.timeout + 2.0, self.timeout),
+                                metadata_errors="ignore", container_options=options)
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise StreamLost(path=self.source, reason=f"cannot open ({_reason(e)})") from None
+        if not container.streams.video:  # not yet, perhaps: a source that may come back
+            container.close()
+            raise StreamLost(path=self.source, reason="has no video stream")
+        return container, video_stream(container, self.source, max_pixels)
 
     def _frames(self) -> Iterator:
         if not self.live:  # a file: at its own rate

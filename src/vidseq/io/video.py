@@ -75,6 +75,12 @@ def _open(path: str | Path, max_pixels: int):
         raise VideoError(path=path, reason=f"not a readable video ({_reason(e)})") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise VideoError(path=path, reason=f"not a readable video ({e})") from None
+    return container, video_stream(container, path, max_pixels)
+
+
+def video_stream(container, path: str | Path, max_pixels: int):
+    """The first video stream of an open `container`, checked (a known codec, a frame size within `max_pixels`);
+    else the container is closed and VideoError raised."""
     if not container.streams.video:
         container.close()
         raise VideoError(path=path, reason="has no video stream")
@@ -92,7 +98,7 @@ def _open(path: str | Path, max_pixels: int):
             f"declared frame size {cc.width}x{cc.height} exceeds the limit of {max_pixels} pixels "
             "(raise max_pixels if the file is trusted)"
         )
-    return container, stream
+    return stream
 
 
 def _reason(e: BaseException) -> str:
@@ -253,7 +259,7 @@ class FrameReader:
         if isinstance(size, int) and size <= 0:
             raise ValueError(f"size must be positive, got {size}")
         self.path = Path(path)
-        self.container, self.stream = _open(self.path, max_pixels)
+        self.container, self.stream = self._open_source(max_pixels)
         cc = self.stream.codec_context
         self.min_side = min_side if size is None else None
         if self.min_side:
@@ -272,6 +278,10 @@ class FrameReader:
         self._end_time: float | None = None
         self._geom: tuple[int, int, int] | None = None
         self._sws = VideoReformatter()  # one scaler for all frames: a new one per frame costs 4x
+
+    def _open_source(self, max_pixels: int):
+        """(container, video stream) of what this reader reads: the file `path`."""
+        return _open(self.path, max_pixels)
 
     def __enter__(self) -> FrameReader:
         return self

@@ -21,7 +21,7 @@ from vidseq.clips import ClipTfm
 from vidseq.errors import VidseqError
 from vidseq.evaluate.inference import clip_tfm_for, normalize
 from vidseq.io import FrameReader
-from vidseq.io.segment import frame_times
+from vidseq.io.segment import frame_step, frame_times
 from vidseq.progress import Progress
 from vidseq.runs import Run, load_run
 from vidseq.timeline.windows import Assembler, Segment, merge_segments, plan_windows, window_offsets
@@ -101,6 +101,11 @@ def frame_tfm(tfm: ClipTfm):
     return lambda rgb: tfm.resize(rgb[None], train=False, rng=rng)
 
 
+def clip_offsets(tfm: ClipTfm):
+    """frames -> the frames the run's validation sampler takes from an item of that many (a window's own)."""
+    return lambda frames: window_offsets(frames, tfm.seq_len, sampler=tfm.sampler, pad=tfm.pad, step=tfm.step)
+
+
 def _check(window: float, stride: float, min_length: float, smooth: int) -> None:
     for name, value in (("window", window), ("stride", stride)):
         if not value > 0:
@@ -131,11 +136,10 @@ def predict_timeline(run: str | Path | Run, path: str | Path, *, window: float =
         threshold = (run.config.threshold or 0.5) if run.config.multi_label else DEFAULT_THRESHOLD
     path = Path(path)
     times = frame_times(path)
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 1 / 25
+    step = frame_step(times) or 1 / 25
     fps = 1 / step if step > 0 else 25.0
     tfm = clip_tfm_for(run.config)
-    windows = plan_windows(len(times), max(1, round(window * fps)), max(1, round(stride * fps)),
-                           lambda m: window_offsets(m, tfm.seq_len, sampler=tfm.sampler, pad=tfm.pad, step=tfm.step))
+    windows = plan_windows(len(times), max(1, round(window * fps)), max(1, round(stride * fps)), clip_offsets(tfm))
     scorer = WindowScorer(run, device, bs)
     # the results go into one array made up front: thousands of small arrays kept among the frames' large, short-
     # lived buffers would fragment the heap, and the process would grow with the video's length after all

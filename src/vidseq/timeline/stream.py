@@ -19,8 +19,8 @@ import torch
 from vidseq.evaluate.inference import clip_tfm_for
 from vidseq.io.stream import StreamLost, StreamReader
 from vidseq.runs import Run, load_run
-from vidseq.timeline.score import DEFAULT_THRESHOLD, DEFAULT_WINDOW, WindowScorer, frame_tfm
-from vidseq.timeline.windows import Assembler, endless_windows, window_offsets
+from vidseq.timeline.score import DEFAULT_THRESHOLD, DEFAULT_WINDOW, WindowScorer, clip_offsets, frame_tfm
+from vidseq.timeline.windows import Assembler, endless_windows
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ def follow(run: str | Path | Run, source: str, *, window: float = DEFAULT_WINDOW
         if lost is None:
             fps = reader.fps or 25.0
             size, step = max(1, round(window * fps)), max(1, round(stride * fps))
-            asm = Assembler(endless_windows(size, step, window_offsets(size, tfm.seq_len, sampler=tfm.sampler,
-                                                                       pad=tfm.pad, step=tfm.step)))
+            asm = Assembler(endless_windows(size, step, clip_offsets(tfm)(size)))
             yield Status("connected", f"{source}: {fps:g} fps, a decision every {step} frames")
             try:
                 with reader:
