@@ -24,7 +24,7 @@ class Manifest:
     notes: list[str] = field(default_factory=list)  # what the reader noticed and worked around (shown as warnings)
 
 
-_SIDES = {"train": False, "training": False, "valid": True, "validation": True, "val": True, "test": True}
+SPLIT_SIDES = {"train": False, "training": False, "valid": True, "validation": True, "val": True, "test": True}
 
 
 #: First-row cells that name columns rather than hold a path or a label: a header vidseq does not know.
@@ -108,7 +108,7 @@ def _read_csv_items(path: Path) -> Manifest:
             if not rel or not label:
                 raise DatasetError(f"{path}:{n}: empty path or label")
             side_cell = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
-            if side_cell and side_cell.lower() not in _SIDES:
+            if side_cell and side_cell.lower() not in SPLIT_SIDES:
                 raise DatasetError(f"{path}:{n}: split must be train, valid or test, got {side_cell!r}")
             p = Path(rel).expanduser()
             p = p if p.is_absolute() else base / p
@@ -124,7 +124,7 @@ def _read_csv_items(path: Path) -> Manifest:
             else:
                 raise DatasetError(f"{path}:{n}: {p} is neither a video file nor a frame folder")
             items.append(Item(p, label, group_of(p)))
-            sides.append(_SIDES[side_cell.lower()] if side_cell else None)
+            sides.append(SPLIT_SIDES[side_cell.lower()] if side_cell else None)
     if not items and failed:
         raise DatasetError(path=path, reason=f"every video in this vidseq extract manifest failed ({failed}); see "
                            f"{path.parent / 'failures.jsonl'}")

@@ -23,14 +23,13 @@ from pathlib import Path
 
 from vidseq.datasets.annotations import first_fields, read_lines
 from vidseq.datasets.items import Item, group_of
-from vidseq.datasets.manifest import Manifest, open_csv
+from vidseq.datasets.manifest import SPLIT_SIDES, Manifest, open_csv
 from vidseq.errors import DatasetError, VideoError
 from vidseq.io import VIDEO_EXTENSIONS, is_video_file
 from vidseq.io.segment import duration, segment_path
 
 KINETICS_COLUMNS = {"label", "youtube_id", "time_start", "time_end"}
-_SIDES = {"train": False, "training": False, "val": True, "valid": True, "validate": True,
-                   "validation": True, "test": True}
+_SIDES = {**SPLIT_SIDES, "validate": True}  # vidseq's CSV words, and Kinetics' own
 
 
 class SegmentRows:
@@ -102,6 +101,14 @@ def _seconds(value: str, where: str, what: str) -> float | None:
         raise DatasetError(f"{where}: {what} must be a number of seconds, got {value!r}") from None
 
 
+def _side(row: dict[str, str], where: str, words: str) -> bool | None:
+    """A row's split column: True for the validation side, False for training, None when empty."""
+    split = row.get("split", "").strip().lower()
+    if split and split not in _SIDES:
+        raise DatasetError(f"{where}: split must be {words}, got {split!r}")
+    return _SIDES[split] if split else None
+
+
 def is_kinetics_csv(path: Path) -> bool:
     """Whether `path` is a CSV with Kinetics' columns (label, youtube_id, time_start, time_end)."""
     return path.suffix.lower() == ".csv" and KINETICS_COLUMNS <= set(_header(path))
@@ -139,10 +146,7 @@ def read_kinetics_csv(path: Path) -> Manifest:
             raise DatasetError(f"{path}:{n}: empty youtube_id or label")
         start = _seconds(row.get("time_start", ""), where, "time_start")
         end = _seconds(row.get("time_end", ""), where, "time_end")
-        split = row.get("split", "").strip().lower()
-        if split and split not in _SIDES:
-            raise DatasetError(f"{path}:{n}: split must be train, val or test, got {split!r}")
-        side = _SIDES[split] if split else None
+        side = _side(row, f"{path}:{n}", "train, val or test")
         if start is not None and end is not None and (trimmed := videos.get(f"{yid}_{int(start):06d}_{int(end):06d}")):
             rows.add(trimmed, label, None, None, side, where)
         elif (whole := videos.get(yid)) is not None:
@@ -165,15 +169,12 @@ def read_segment_csv(path: Path) -> Manifest:
         rel, label = row.get("path", "").strip(), row.get("label", "").strip()
         if not rel or not label:
             raise DatasetError(f"{path}:{n}: empty path or label")
-        split = row.get("split", "").strip().lower()
-        if split and split not in _SIDES:
-            raise DatasetError(f"{path}:{n}: split must be train, valid or test, got {split!r}")
+        side = _side(row, f"{path}:{n}", "train, valid or test")
         start, end = _seconds(row.get("start", ""), where, "start"), _seconds(row.get("end", ""), where, "end")
         if (start is None) != (end is None):
             raise DatasetError(f"{path}:{n}: give both start and end, or neither (the whole file)")
         file = Path(rel).expanduser()
-        rows.add(file if file.is_absolute() else path.parent / file, label, start, end,
-                 _SIDES[split] if split else None, where)
+        rows.add(file if file.is_absolute() else path.parent / file, label, start, end, side, where)
     return rows.manifest()
 
 

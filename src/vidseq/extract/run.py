@@ -123,13 +123,17 @@ def extract_dataset(src: str | Path, dest: str | Path, *, size: int | None = Non
 
     Raises DatasetError when `src` is missing or holds no video; ValueError for bad arguments.
     """
+    return convert_dataset(src, dest, frame_folders(size, quality), workers=workers, shard=shard, overwrite=overwrite,
+                           timeout=timeout, progress=progress, worker_hook=worker_hook)
+
+
+def frame_folders(size: int | None, quality: int) -> Output:
+    """What `vidseq extract` writes for each video: a frame folder of JPEGs (short side `size`, or as decoded)."""
     _check_quality(quality)
     if size is not None and size <= 0:
         raise ValueError(f"size must be positive, got {size}")
-    output = Output("extract", "frames folder", _folder_for, functools.partial(extract_job, size=size, quality=quality),
-                    functools.partial(_complete_record, size=size))
-    return convert_dataset(src, dest, output, workers=workers, shard=shard, overwrite=overwrite, timeout=timeout,
-                           progress=progress, worker_hook=worker_hook)
+    return Output("extract", "frames folder", _folder_for, functools.partial(extract_job, size=size, quality=quality),
+                  functools.partial(_complete_record, size=size))
 
 
 def convert_dataset(src: str | Path, dest: str | Path, output: Output, *, workers: int | None = None,

@@ -10,7 +10,6 @@ where the annotations give one), ready for ``vidseq train DEST/frames.csv``.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,7 @@ from pathlib import Path
 from vidseq.datasets import read_annotations
 from vidseq.errors import DatasetError
 from vidseq.extract.records import FAILED, ExtractSummary
-from vidseq.extract.run import DEFAULT_TIMEOUT, Output, _check_quality, _complete_record, _folder_for, convert_dataset
-from vidseq.extract.video import extract_job
+from vidseq.extract.run import DEFAULT_TIMEOUT, convert_dataset, frame_folders
 from vidseq.files import atomic_write_text
 from vidseq.io.segment import parse_segment
 
@@ -46,7 +44,7 @@ def extract_segments(annotations: str | Path, dest: str | Path, *, size: int | N
     """Extract every segment of `annotations` into its own frame folder under `dest` (see the module's docstring).
     Rows whose video is missing or whose range lies past its end are reported by the annotations' reader (as
     `load_items` does) and left out."""
-    _check_quality(quality)
+    output = frame_folders(size, quality)  # bad settings refused before anything is read
     annotations = Path(annotations)
     if not annotations.is_file():
         raise DatasetError(path=annotations, reason="no such annotation file")
@@ -57,8 +55,6 @@ def extract_segments(annotations: str | Path, dest: str | Path, *, size: int | N
         listed.append((item.path, rel, item.label))
         if manifest.is_valid is not None:
             sides[rel] = "valid" if manifest.is_valid[k] else "train"
-    output = Output("extract", "frames folder", _folder_for, functools.partial(extract_job, size=size, quality=quality),
-                    functools.partial(_complete_record, size=size))
     summary = convert_dataset(annotations, dest, output, workers=workers, shard=shard, overwrite=overwrite,
                               timeout=timeout, progress=progress, worker_hook=worker_hook, listed=listed)
     rows = [(r.folder, r.label, sides.get(r.video, "")) for r in summary.records if r.status != FAILED and r.folder]
