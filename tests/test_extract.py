@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -315,6 +316,7 @@ def test_dead_and_hanging_workers_are_recorded_and_the_run_goes_on(tmp_path):
 
 
 def test_single_video_and_split_lists(tiny_synth, tmp_path):
+    tiny_synth = Path(shutil.copytree(tiny_synth, tmp_path / "synth"))  # HMDB lists go into a copy of the shared set
     video = tiny_synth / "videos" / "MoveLeft" / "v_MoveLeft_g01_c01.avi"
     s = extract_dataset(video, tmp_path / "one", workers=1)
     assert s.done == 1 and len(frame_files(tmp_path / "one" / "v_MoveLeft_g01_c01")) == 8
