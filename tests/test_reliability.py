@@ -602,7 +602,7 @@ def test_ctrl_c_gives_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(vidseq.datasets, "load_items", interrupt)
+    monkeypatch.setattr(vidseq.datasets, "summarize", interrupt)
     assert main(["info", "anything"]) == 130
     assert capsys.readouterr().err == "vidseq: interrupted\n"
     monkeypatch.setattr(vidseq.train, "train", interrupt)

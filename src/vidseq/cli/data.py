@@ -198,9 +198,9 @@ def info(
     """Show a dataset's classes, split counts per class, groups, missing entries and leakage warnings."""
     import json
 
-    from vidseq.datasets import format_summary, load_items
+    from vidseq.datasets import format_summary, summarize
 
-    summary = load_items(data, split=split, valid_pct=valid_pct, seed=seed).summary()
+    summary = summarize(data, split=split, valid_pct=valid_pct, seed=seed)
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
 
 

@@ -7,11 +7,12 @@ does not leak.
 """
 
 from vidseq.datasets.fetch import DATASETS, DatasetSpec, Remote, dataset_dir, fastai_dirs, fetch_dataset
-from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, format_summary, group_of, label_set, parent_label, scan_tree
+from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, group_of, label_set, parent_label, scan_tree
 from vidseq.datasets.load import SPLIT_MODES, load_items, read_annotations, resolve_data
 from vidseq.datasets.manifest import Manifest, read_manifest_csv
 from vidseq.datasets.splitlists import ListEntry, SplitLists, find_split_lists, read_class_index, read_split
 from vidseq.datasets.splitters import GroupSplitter, StratifiedSplitter, split_groups
+from vidseq.datasets.summary import format_summary, summarize
 from vidseq.io import IMAGE_EXTENSIONS, is_frame_folder, is_frame_name
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "resolve_data",
     "scan_tree",
     "split_groups",
+    "summarize",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,24 +65,60 @@ class ItemSet:
     def valid_idxs(self) -> list[int]:
         return [i for i, v in enumerate(self.is_valid) if v]
 
-    def summary(self) -> dict:
-        """Everything ``vidseq info`` reports, as plain JSON-able data."""
-        per_class = {c: {"train": 0, "valid": 0} for c in self.classes}
+    def summary(self, *, keep: int = 100) -> dict:
+        """Everything ``vidseq info`` reports, as plain JSON-able data (naming the first `keep` missing entries)."""
+        tally = Tally(keep)
         for it, v in zip(self.items, self.is_valid):
-            for label in label_set(it.label) if self.multi_label else [it.label]:
-                per_class.setdefault(label, {"train": 0, "valid": 0})["valid" if v else "train"] += 1
-        n_valid = sum(self.is_valid)
+            tally.add(it.label, it.group, v)
+        for entry in self.missing:
+            tally.miss(entry)
+        return tally.summary(root=self.root, kind=self.kind, split=self.split, classes=self.classes,
+                             multi_label=self.multi_label, lists=self.lists, unlisted=self.unlisted,
+                             warnings=self.warnings)
+
+
+class Tally:
+    """What a dataset's summary counts, kept while its items are read: items per class and side, the sides each
+    group is on, and the entries with no file (all counted, the first `keep` named). Its size grows with the
+    classes and groups, not with the items."""
+
+    def __init__(self, keep: int = 100):
+        self.per_class: dict[str, list[int]] = {}
+        self.group_sides: dict[str, int] = {}  # bit 1: on the training side, bit 2: on the validation side
+        self.sides = [0, 0]
+        self.missing = 0
+        self.missing_entries: list[str] = []
+        self.keep = keep
+
+    def add(self, label: str, group: str | None, valid: bool) -> None:
+        for c in label_set(label) if LABEL_SEP in label else [label]:
+            self.per_class.setdefault(c, [0, 0])[valid] += 1
+        if group:
+            self.group_sides[group] = self.group_sides.get(group, 0) | (2 if valid else 1)
+        self.sides[valid] += 1
+
+    def miss(self, entry: str) -> None:
+        self.missing += 1
+        if len(self.missing_entries) < self.keep:
+            self.missing_entries.append(entry)
+
+    @property
+    def leaked_groups(self) -> int:
+        return sum(s == 3 for s in self.group_sides.values())
+
+    def summary(self, *, root: Path, kind: str, split: str, classes: Sequence[str], multi_label: bool,
+                lists: Path | None = None, unlisted: int = 0, warnings: Sequence[str] = ()) -> dict:
+        per_class = {c: {"train": 0, "valid": 0} for c in classes}
+        for c, (train, valid) in self.per_class.items():
+            per_class[c] = {"train": train, "valid": valid}
         return {
-            "root": str(self.root), "kind": self.kind, "split": self.split,
-            "lists": str(self.lists) if self.lists else None,
-            "classes": list(self.classes), "multi_label": self.multi_label,
-            "counts": {"train": len(self.items) - n_valid, "valid": n_valid, "total": len(self.items)},
+            "root": str(root), "kind": kind, "split": split, "lists": str(lists) if lists else None,
+            "classes": list(classes), "multi_label": multi_label,
+            "counts": {"train": self.sides[0], "valid": self.sides[1], "total": sum(self.sides)},
             "per_class": per_class,
-            "groups": len({it.group for it in self.items if it.group}),
-            "leaked_groups": self.leaked_groups,
-            "missing": len(self.missing), "missing_entries": list(self.missing),
-            "unlisted": self.unlisted,
-            "warnings": list(self.warnings),
+            "groups": len(self.group_sides), "leaked_groups": self.leaked_groups,
+            "missing": self.missing, "missing_entries": list(self.missing_entries),
+            "unlisted": unlisted, "warnings": list(warnings),
         }
 
 
@@ -112,11 +149,20 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
     `root` (so its parent names the class). Frame folders are not searched further. Symbolic links that lead
     outside `root` are left out, with one warning.
     """
-    root = Path(root)
     videos: list[Path] = []
     frames: list[Path] = []
+    for path, is_frames in walk_tree(root):
+        (frames if is_frames else videos).append(path)
+    return sorted(videos), sorted(frames)
+
+
+def walk_tree(root: str | Path) -> Iterator[tuple[Path, bool]]:
+    """What `scan_tree` finds, one ``(path, is_frame_folder)`` at a time and unsorted, for a count that need not
+    hold them all (a folder's videos are not gathered first: a folder two levels down is first looked at for
+    frames, then read again for its videos)."""
+    root = Path(root)
     seen: set[str] = set()
-    stack = [root]
+    stack = [str(root)]
     outside = OutsideLinks(root)
     while stack:
         d = stack.pop()
@@ -124,8 +170,10 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
         if real in seen:
             continue
         seen.add(real)
-        subdirs, vids, has_frames = [], [], False
-        deep = d != root and d.parent != root
+        deep = d != str(root) and os.path.dirname(d) != str(root)
+        if deep and _has_frames(d):
+            yield Path(d), True  # a frame folder: not searched further
+            continue
         try:
             with os.scandir(d) as it:
                 for e in it:
@@ -133,46 +181,20 @@ def scan_tree(root: str | Path) -> tuple[list[Path], list[Path]]:
                         continue
                     try:
                         if e.is_dir():
-                            subdirs.append(Path(e.path))
-                        elif is_frame_name(e.name):
-                            has_frames = True
-                            if deep:
-                                break  # a frame folder: no need to list its hundreds of images
-                        elif is_video_file(e.name) and e.is_file():
-                            vids.append(Path(e.path))
+                            stack.append(e.path)
+                        elif d != str(root) and is_video_file(e.name) and e.is_file():
+                            yield Path(e.path), False
                     except OSError:
                         continue
         except OSError:
             continue
-        if deep and has_frames:
-            frames.append(d)
-            continue
-        if d != root:
-            videos.extend(vids)
-        stack.extend(subdirs)
     outside.warn()
-    return sorted(videos), sorted(frames)
 
 
-def format_summary(s: dict, *, max_missing: int = 5) -> str:
-    """The text that ``vidseq info`` prints for :meth:`ItemSet.summary`."""
-    c = s["counts"]
-    lines = [f"{s['root']}: {c['total']} {'videos' if s['kind'] == 'video' else 'frame folders'}, "
-             f"{len(s['classes'])} classes" + (" (multi-label: counts are items with each label)"
-                                               if s.get("multi_label") else ""),
-             f"split: {s['split']}" + (f" (lists in {s['lists']})" if s["lists"] else "")
-             + f"; train {c['train']}, valid {c['valid']}"]
-    width = max(12, *(len(k) for k in s["per_class"]))
-    lines.append(f"  {'class':<{width}}  {'train':>6}  {'valid':>6}")
-    for cls, n in s["per_class"].items():
-        lines.append(f"  {cls:<{width}}  {n['train']:>6}  {n['valid']:>6}")
-    lines.append(f"groups: {s['groups']}" + (f" ({s['leaked_groups']} on both sides)" if s["groups"] else
-                                              " (no UCF-style _gNN_ names)"))
-    if s["missing"]:
-        ex = s["missing_entries"][:max_missing]
-        lines.append(f"missing: {s['missing']} listed entr{'y has' if s['missing'] == 1 else 'ies have'} no file, "
-                     f"e.g. {', '.join(ex)}")
-    if s["unlisted"]:
-        lines.append(f"unlisted: {s['unlisted']} item(s) on disk in no split list")
-    lines += [f"warning: {w}" for w in s["warnings"]]
-    return "\n".join(lines)
+def _has_frames(folder: str) -> bool:
+    """Whether `folder` holds a numbered image (looked for until the first)."""
+    try:
+        with os.scandir(folder) as it:
+            return any(not e.name.startswith(".") and is_frame_name(e.name) for e in it)
+    except OSError:
+        return False

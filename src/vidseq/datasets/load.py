@@ -10,14 +10,17 @@ that does not leak.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from vidseq.datasets.annotations import is_mmaction_list, is_ssv2, read_mmaction_list, read_ssv2
 from vidseq.datasets.fetch import DATASETS, dataset_dir
-from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, _stem, group_of, label_set, parent_label, scan_tree
+from vidseq.datasets.items import LABEL_SEP, Item, ItemSet, Tally, group_of, label_set, parent_label, scan_tree
 from vidseq.datasets.manifest import Manifest, read_manifest_csv
+from vidseq.datasets.official import TEST, item_key, match_official
 from vidseq.datasets.segments import (
     is_kinetics_csv,
     is_segment_csv,
@@ -26,7 +29,7 @@ from vidseq.datasets.segments import (
     read_segment_csv,
     read_segment_list,
 )
-from vidseq.datasets.splitlists import SplitLists, find_split_lists, read_split
+from vidseq.datasets.splitlists import SplitLists, find_split_lists
 from vidseq.datasets.splitters import GroupSplitter, StratifiedSplitter
 from vidseq.errors import DatasetError
 
@@ -52,23 +55,26 @@ def resolve_data(data: str | Path) -> Path:
 def read_annotations(path: Path) -> Manifest:
     """The items of an annotation file (or Something-Something v2's folder), whatever its format: an MMAction2
     list, a ``path start end label`` list, a Kinetics CSV, vidseq's CSV with or without time ranges."""
-    if is_ssv2(path):
-        return read_ssv2(path)
-    if is_mmaction_list(path):
-        return read_mmaction_list(path)
-    if is_segment_list(path):
-        return read_segment_list(path)
-    if is_kinetics_csv(path):
-        return read_kinetics_csv(path)
-    if is_segment_csv(path):
-        return read_segment_csv(path)
+    return annotation_reader(path)(path)
+
+
+def annotation_reader(path: Path) -> Callable[[Path], Manifest]:
+    """The reader of `read_annotations` for `path`'s format."""
+    for is_format, reader in ((is_ssv2, read_ssv2), (is_mmaction_list, read_mmaction_list),
+                              (is_segment_list, read_segment_list), (is_kinetics_csv, read_kinetics_csv),
+                              (is_segment_csv, read_segment_csv)):
+        if is_format(path):
+            return reader
     if path.suffix.lower() == ".csv":
-        return read_manifest_csv(path)
+        return read_manifest_csv
     raise DatasetError(path=path, reason="not a folder, a .csv manifest (path,label[,split]), an MMAction2 list "
                        "(path label), a list of path start end label, or Something-Something v2's annotations")
 
 
-def _parse_split(split: str) -> tuple[str, int]:
+def parse_split(split: str, valid_pct: float) -> tuple[str, int]:
+    """The split's mode and number ("official:2" -> ("official", 2)); one line for a mode or share that is not one."""
+    if not 0 < valid_pct < 1:
+        raise DatasetError(f"valid_pct must be between 0 and 1 (exclusive), got {valid_pct}")
     s = split.strip().lower()
     if s in ("auto", "group", "random", "csv", "none"):
         return s, 1
@@ -113,42 +119,12 @@ class OfficialSplit:
 
 def _apply_official(items: list[Item], lists: SplitLists, number: int) -> OfficialSplit:
     """Match items to split `number` of `lists`."""
-    classes, entries = read_split(lists, number)
-    index: dict[tuple[str, str], int] = {}
-    dups = 0
-    for i, it in enumerate(items):
-        key = (it.label.lower(), _stem(it.path).lower())
-        if key in index:
-            dups += 1
-        else:
-            index[key] = i
-    side_of: dict[int, str] = {}
-    label_of: dict[int, str] = {}
-    missing: list[str] = []
-    for e in entries:
-        i = index.get(e.key)
-        if i is None:
-            if e.side != "unused":
-                missing.append(f"{e.label}/{e.name}")
-            continue
-        side_of[i] = e.side
-        label_of[i] = e.label
-    chosen = sorted(i for i, s in side_of.items() if s != "unused")
-    out = [Item(items[i].path, label_of[i], items[i].group) for i in chosen]
-    is_valid = [side_of[i] == "test" for i in chosen]
-    present = {it.label for it in out}
-    absent = [c for c in classes if c not in present]
-    warnings = []
-    if out and absent:
-        warnings.append(f"{len(absent)} class(es) of the split lists have no items here and are left out "
-                        f"({', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''})")
-    unlisted = len(items) - len(side_of) - dups
-    if out and unlisted:
-        warnings.append(f"{unlisted} item(s) on disk are in no list of split {number} and are left out")
-    if dups:
-        warnings.append(f"{dups} item(s) share a class and name with another (e.g. .avi and .mp4); only the "
-                        "first is used")
-    return OfficialSplit(out, is_valid, [c for c in classes if c in present], missing, unlisted, warnings)
+    keys = np.fromiter((item_key(it.label, it.path) for it in items), np.int64, len(items))
+    match = match_official(keys, lists, number)
+    chosen = match.chosen
+    out = [Item(items[i].path, match.labels[match.label[i]], items[i].group) for i in chosen]
+    return OfficialSplit(out, (match.side[chosen] == TEST).tolist(), match.classes, match.missing_entries,
+                         match.unlisted, match.warnings())
 
 
 def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2, seed: int = 0) -> ItemSet:
@@ -166,9 +142,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     (no validation items: every item for training, e.g. to cache or extract them all).
     Raises DatasetError (one line) for a missing path, no items, a single class, or an impossible split.
     """
-    mode, number = _parse_split(split)
-    if not 0 < valid_pct < 1:
-        raise DatasetError(f"valid_pct must be between 0 and 1 (exclusive), got {valid_pct}")
+    mode, number = parse_split(split, valid_pct)
     root = resolve_data(data)
     csv_valid = None
     missing: list[str] = []
@@ -231,20 +205,12 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
         is_valid = [False] * len(items)
 
     _need_two_classes(root, _classes(items, multi_label))
-    n_valid = sum(is_valid)
-    if mode != "none" and (n_valid == 0 or n_valid == len(items)):
-        side = "validation" if n_valid == 0 else "training"
-        raise DatasetError(path=root, reason=f"the {mode} split leaves no {side} items ({len(items)} items); "
-                           "add data or choose another split")
-    leaked, n_groups = _leaks(items, is_valid)
-    if mode == "random" and n_groups:
-        leak = (f"{leaked} of them have clips on both sides, so near-duplicates make validation accuracy optimistic"
-                if leaked else "none is split this time, but nothing keeps a group together")
-        warnings.append(f"random split ignores the {n_groups} UCF-style groups (clips cut from one long video): "
-                        f"{leak}; use split 'group' or 'official'")
-    elif leaked:
-        warnings.append(f"{leaked} of {n_groups} groups have clips on both sides of the {mode} split "
-                        "(near-duplicates leak into validation)")
+    check_sides(root, mode, len(items), sum(is_valid))
+    tally = Tally()
+    for it, v in zip(items, is_valid):
+        tally.add(it.label, it.group, v)
+    leaked = tally.leaked_groups
+    warnings += leak_warnings(mode, leaked, len(tally.group_sides))
     return ItemSet(root=root, items=items, classes=classes, is_valid=is_valid, split=mode, kind=kind,
                    missing=missing, warnings=warnings, lists=lists.folder if lists else None,
                    unlisted=unlisted, leaked_groups=leaked, multi_label=multi_label)
@@ -268,10 +234,22 @@ def _need_two_classes(root: Path, labels: set[str]) -> None:
                            "(one folder per class)")
 
 
-def _leaks(items: Sequence[Item], is_valid: Sequence[bool]) -> tuple[int, int]:
-    """(groups on both sides, groups in all)."""
-    sides: dict[str, set[bool]] = {}
-    for it, v in zip(items, is_valid):
-        if it.group:
-            sides.setdefault(it.group, set()).add(v)
-    return sum(len(s) == 2 for s in sides.values()), len(sides)
+def check_sides(root: Path, mode: str, n: int, n_valid: int) -> None:
+    """One line when split `mode` leaves one side empty."""
+    if mode != "none" and (n_valid == 0 or n_valid == n):
+        side = "validation" if n_valid == 0 else "training"
+        raise DatasetError(path=root, reason=f"the {mode} split leaves no {side} items ({n} items); "
+                           "add data or choose another split")
+
+
+def leak_warnings(mode: str, leaked: int, n_groups: int) -> list[str]:
+    """What split `mode` is warned of when `leaked` of `n_groups` groups have items on both sides."""
+    if mode == "random" and n_groups:
+        leak = (f"{leaked} of them have clips on both sides, so near-duplicates make validation accuracy optimistic"
+                if leaked else "none is split this time, but nothing keeps a group together")
+        return [f"random split ignores the {n_groups} UCF-style groups (clips cut from one long video): {leak}; "
+                "use split 'group' or 'official'"]
+    if leaked:
+        return [f"{leaked} of {n_groups} groups have clips on both sides of the {mode} split (near-duplicates leak "
+                "into validation)"]
+    return []

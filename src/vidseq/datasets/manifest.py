@@ -4,6 +4,7 @@ header of ``path[,split]`` and one 0/1 column per class), and the ``manifest.csv
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,95 +47,121 @@ def read_manifest_csv(path: Path) -> Manifest:
     Also reads the ``manifest.csv`` that ``vidseq extract`` writes (columns video, label, ..., status, folder):
     its frame folders, without the failed rows.
     """
-    try:
-        return _read_csv_items(path)
-    except UnicodeDecodeError as e:
-        raise DatasetError(path=path, reason=f"not UTF-8 text (byte {e.start}); save the manifest as UTF-8") from None
-
-
-def _read_csv_items(path: Path) -> Manifest:
-    base = path.parent
+    rows = CsvRows(path)
     items: list[Item] = []
     sides: list[bool | None] = []
-    missing: list[str] = []
-    kinds: set[str] = set()
-    cols = {"path": 0, "label": 1, "split": 2}
-    class_cols: dict[int, str] = {}  # column -> class, for a manifest of one 0/1 column per class
-    header = False
-    failed = 0
-    with open_csv(path) as f:
-        reader = csv.reader(f)
-        first = True
-        for row in reader:
-            n = reader.line_num
-            cells = [c.strip() for c in row]
-            if not any(cells) or cells[0].startswith("#"):
-                continue
-            if first:
-                first = False
-                low = [c.lower() for c in cells]
-                if "path" in low:
-                    cols = {k: low.index(k) for k in ("path", "label", "split") if k in low}
-                    if "label" not in low:  # one 0/1 column per class: a multi-label manifest
-                        class_cols = {i: cells[i] for i, c in enumerate(low) if c not in ("path", "split")}
-                        if not class_cols:
-                            raise DatasetError(f"{path}:{n}: the header needs 'path' and 'label' columns (or one "
-                                               "column per class)")
-                    header = True
+    for item, side in rows:
+        items.append(item)
+        sides.append(side)
+    kind = rows.finish()
+    return Manifest(items, kind, [bool(s) for s in sides] if rows.sided else None, rows.missing_entries)
+
+
+class CsvRows:
+    """The rows of a CSV manifest, read one at a time as ``(Item, side)`` (side: True for validation, False for
+    training, None without a split column), so a count over them holds none. Rows naming no file are counted
+    in `missing` (the first `keep` named in `missing_entries`; None: all); `finish` checks the whole and
+    returns the kind of the items ("video" or "frames")."""
+
+    def __init__(self, path: Path, *, keep: int | None = None):
+        self.path, self.keep = path, keep
+        self.count = self.sided = self.failed = self.missing = 0
+        self.missing_entries: list[str] = []
+        self.kinds: set[str] = set()
+
+    def __iter__(self) -> Iterator[tuple[Item, bool | None]]:
+        try:
+            yield from self._rows()
+        except UnicodeDecodeError as e:
+            raise DatasetError(path=self.path, reason=f"not UTF-8 text (byte {e.start}); save the manifest as "
+                               "UTF-8") from None
+
+    def finish(self) -> str:
+        path = self.path
+        if not self.count and self.failed:
+            raise DatasetError(path=path, reason=f"every video in this vidseq extract manifest failed "
+                               f"({self.failed}); see {path.parent / 'failures.jsonl'}")
+        if not self.count:
+            raise DatasetError(path=path, reason=f"no usable rows (expected path,label[,split]; "
+                               f"{self.missing} path(s) do not exist)")
+        if len(self.kinds) > 1:
+            raise DatasetError(path=path, reason="lists both videos and frame folders; use one kind per manifest")
+        if self.sided and self.sided != self.count:
+            raise DatasetError(path=path,
+                               reason="the split column is filled on some rows only; fill it on every row or none")
+        return next(iter(self.kinds))
+
+    def _rows(self) -> Iterator[tuple[Item, bool | None]]:
+        path = self.path
+        base = path.parent
+        cols = {"path": 0, "label": 1, "split": 2}
+        class_cols: dict[int, str] = {}  # column -> class, for a manifest of one 0/1 column per class
+        header = False
+        with open_csv(path) as f:
+            reader = csv.reader(f)
+            first = True
+            for row in reader:
+                n = reader.line_num
+                cells = [c.strip() for c in row]
+                if not any(cells) or cells[0].startswith("#"):
                     continue
-                if {"folder", "label", "status"} <= set(low):  # vidseq extract's manifest.csv
-                    cols = {"path": low.index("folder"), "label": low.index("label"), "status": low.index("status")}
-                    header = True
+                if first:
+                    first = False
+                    low = [c.lower() for c in cells]
+                    if "path" in low:
+                        cols = {k: low.index(k) for k in ("path", "label", "split") if k in low}
+                        if "label" not in low:  # one 0/1 column per class: a multi-label manifest
+                            class_cols = {i: cells[i] for i, c in enumerate(low) if c not in ("path", "split")}
+                            if not class_cols:
+                                raise DatasetError(f"{path}:{n}: the header needs 'path' and 'label' columns (or "
+                                                   "one column per class)")
+                        header = True
+                        continue
+                    if {"folder", "label", "status"} <= set(low):  # vidseq extract's manifest.csv
+                        cols = {"path": low.index("folder"), "label": low.index("label"),
+                                "status": low.index("status")}
+                        header = True
+                        continue
+                    if low[0] in _HEADER_WORDS or (len(low) > 1 and low[1] in _HEADER_WORDS):
+                        raise DatasetError(f"{path}:{n}: a header without 'path' and 'label' columns (found "
+                                           f"{','.join(cells)}); name the columns path,label[,split]")
+                if "status" in cols:
+                    if (len(cells) <= max(cols.values()) or cells[cols["status"]] == "failed"
+                            or not cells[cols["path"]]):
+                        self.failed += 1
+                        continue  # a failed video of vidseq extract's manifest: no frames to use
+                if class_cols:
+                    if len(cells) <= max(class_cols):
+                        raise DatasetError(f"{path}:{n}: expected {max(class_cols) + 1} fields, got {len(cells)}")
+                    flags = {cells[i].lower() for i in class_cols}
+                    if not flags <= {"0", "1", "true", "false", "yes", "no", ""}:
+                        raise DatasetError(f"{path}:{n}: class columns hold 0 or 1, got {', '.join(sorted(flags))}")
+                    cells = [*cells, LABEL_SEP.join(c for i, c in class_cols.items()
+                                                    if cells[i].lower() in ("1", "true", "yes"))]
+                    cols["label"] = len(cells) - 1
+                if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
+                    raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
+                rel, label = cells[cols["path"]], cells[cols["label"]]
+                if not rel or not label:
+                    raise DatasetError(f"{path}:{n}: empty path or label")
+                side_cell = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
+                if side_cell and side_cell.lower() not in SPLIT_SIDES:
+                    raise DatasetError(f"{path}:{n}: split must be train, valid or test, got {side_cell!r}")
+                p = Path(rel).expanduser()
+                p = p if p.is_absolute() else base / p
+                if not p.exists():
+                    self.missing += 1
+                    if self.keep is None or len(self.missing_entries) < self.keep:
+                        self.missing_entries.append(rel)
                     continue
-                if low[0] in _HEADER_WORDS or (len(low) > 1 and low[1] in _HEADER_WORDS):
-                    raise DatasetError(f"{path}:{n}: a header without 'path' and 'label' columns (found "
-                                       f"{','.join(cells)}); name the columns path,label[,split]")
-            if "status" in cols:
-                if len(cells) <= max(cols.values()) or cells[cols["status"]] == "failed" or not cells[cols["path"]]:
-                    failed += 1
-                    continue  # a failed video of vidseq extract's manifest: no frames to use
-            if class_cols:
-                if len(cells) <= max(class_cols):
-                    raise DatasetError(f"{path}:{n}: expected {max(class_cols) + 1} fields, got {len(cells)}")
-                flags = {cells[i].lower() for i in class_cols}
-                if not flags <= {"0", "1", "true", "false", "yes", "no", ""}:
-                    raise DatasetError(f"{path}:{n}: class columns hold 0 or 1, got {', '.join(sorted(flags))}")
-                cells = [*cells, LABEL_SEP.join(c for i, c in class_cols.items()
-                                                if cells[i].lower() in ("1", "true", "yes"))]
-                cols["label"] = len(cells) - 1
-            if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
-                raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
-            rel, label = cells[cols["path"]], cells[cols["label"]]
-            if not rel or not label:
-                raise DatasetError(f"{path}:{n}: empty path or label")
-            side_cell = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
-            if side_cell and side_cell.lower() not in SPLIT_SIDES:
-                raise DatasetError(f"{path}:{n}: split must be train, valid or test, got {side_cell!r}")
-            p = Path(rel).expanduser()
-            p = p if p.is_absolute() else base / p
-            if not p.exists():
-                missing.append(rel)
-                continue
-            if p.is_dir():
-                if not is_frame_folder(p):
-                    raise DatasetError(f"{path}:{n}: {p} is a folder without numbered images (0.jpg, 1.jpg, ...)")
-                kinds.add("frames")
-            elif is_video_file(p):
-                kinds.add("video")
-            else:
-                raise DatasetError(f"{path}:{n}: {p} is neither a video file nor a frame folder")
-            items.append(Item(p, label, group_of(p)))
-            sides.append(SPLIT_SIDES[side_cell.lower()] if side_cell else None)
-    if not items and failed:
-        raise DatasetError(path=path, reason=f"every video in this vidseq extract manifest failed ({failed}); see "
-                           f"{path.parent / 'failures.jsonl'}")
-    if not items:
-        raise DatasetError(path=path, reason=f"no usable rows (expected path,label[,split]; "
-                           f"{len(missing)} path(s) do not exist)")
-    if len(kinds) > 1:
-        raise DatasetError(path=path, reason="lists both videos and frame folders; use one kind per manifest")
-    given = [s for s in sides if s is not None]
-    if given and len(given) != len(sides):
-        raise DatasetError(path=path,
-                           reason="the split column is filled on some rows only; fill it on every row or none")
-    return Manifest(items, kinds.pop(), [bool(s) for s in sides] if given else None, missing)
+                if p.is_dir():
+                    if not is_frame_folder(p):
+                        raise DatasetError(f"{path}:{n}: {p} is a folder without numbered images (0.jpg, 1.jpg, ...)")
+                    self.kinds.add("frames")
+                elif is_video_file(p):
+                    self.kinds.add("video")
+                else:
+                    raise DatasetError(f"{path}:{n}: {p} is neither a video file nor a frame folder")
+                self.count += 1
+                self.sided += bool(side_cell)
+                yield Item(p, label, group_of(p)), SPLIT_SIDES[side_cell.lower()] if side_cell else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,12 +82,16 @@ def _subdirs(folder: Path) -> Iterable[Path]:
         return []
 
 
-def _read_lines(path: Path) -> list[tuple[int, str]]:
+def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The non-empty lines of `path` with their numbers, read as they are needed."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        f = open(path, encoding="utf-8", errors="replace")
     except OSError as e:
         raise DatasetError(path=path, reason=f"cannot read split list ({e.strerror or e})") from None
-    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    with f:
+        for i, line in enumerate(f, 1):
+            if line := line.strip():
+                yield i, line
 
 
 def read_class_index(path: str | Path) -> list[str]:
@@ -104,12 +108,30 @@ def read_class_index(path: str | Path) -> list[str]:
 
 def read_split(lists: SplitLists, number: int) -> tuple[list[str], list[ListEntry]]:
     """Class names (official order) and entries of split `number` of `lists`."""
+    classes = split_classes(lists, number)
+    entries = list(split_entries(lists, number, classes))
+    return classes or sorted({e.label for e in entries}), entries
+
+
+def split_classes(lists: SplitLists, number: int) -> list[str]:
+    """The class names of split `number` in their official order: UCF101's ``classInd.txt`` (empty without one:
+    then the entries' labels, sorted, are the classes), HMDB51's list file names."""
     if number not in lists.splits:
         raise DatasetError(path=lists.folder, reason=f"has no split {number} (splits found: "
                            f"{', '.join(map(str, lists.splits))})")
     if lists.kind == "ucf101":
-        return _read_ucf(lists.folder, number)
-    return _read_hmdb(lists.folder, number)
+        class_file = lists.folder / "classInd.txt"
+        return read_class_index(class_file) if class_file.is_file() else []
+    return sorted(m["label"] for p in lists.folder.iterdir()
+                  if (m := _HMDB_LIST.match(p.name)) and int(m["n"]) == number)
+
+
+def split_entries(lists: SplitLists, number: int, classes: list[str]) -> Iterator[ListEntry]:
+    """The entries of split `number`, read one line at a time (a list of any length is never held whole);
+    `classes` from `split_classes`."""
+    if lists.kind == "ucf101":
+        return _ucf_entries(lists.folder, number, classes)
+    return _hmdb_entries(lists.folder, number)
 
 
 def _find_file(folder: Path, pattern: re.Pattern, number: int, side: str) -> Path:
@@ -120,11 +142,8 @@ def _find_file(folder: Path, pattern: re.Pattern, number: int, side: str) -> Pat
     raise DatasetError(path=folder, reason=f"no {side}list0{number}.txt")  # pragma: no cover - _lists_in checked
 
 
-def _read_ucf(folder: Path, number: int) -> tuple[list[str], list[ListEntry]]:
-    class_file = folder / "classInd.txt"
-    classes = read_class_index(class_file) if class_file.is_file() else []
+def _ucf_entries(folder: Path, number: int, classes: list[str]) -> Iterator[ListEntry]:
     canon = {c.lower(): c for c in classes}
-    entries: list[ListEntry] = []
     for side in ("train", "test"):
         path = _find_file(folder, _UCF_LIST, number, side)
         for n, line in _read_lines(path):
@@ -141,25 +160,17 @@ def _read_ucf(folder: Path, number: int) -> tuple[list[str], list[ListEntry]]:
                 label, name = classes[idx - 1], rel
             else:
                 raise DatasetError(f"{path}:{n}: expected 'Class/video.avi[ label]', got {line!r}")
-            entries.append(ListEntry(canon.get(label.lower(), label), name, side))
-    if not classes:
-        classes = sorted({e.label for e in entries})
-    return classes, entries
+            yield ListEntry(canon.get(label.lower(), label), name, side)
 
 
-def _read_hmdb(folder: Path, number: int) -> tuple[list[str], list[ListEntry]]:
+def _hmdb_entries(folder: Path, number: int) -> Iterator[ListEntry]:
     sides = {"0": "unused", "1": "train", "2": "test"}
-    entries: list[ListEntry] = []
-    labels = []
     for path in sorted(folder.iterdir()):
         m = _HMDB_LIST.match(path.name)
         if not m or int(m["n"]) != number:
             continue
-        label = m["label"]
-        labels.append(label)
         for n, line in _read_lines(path):
             parts = line.rsplit(maxsplit=1)
             if len(parts) != 2 or parts[1] not in sides:
                 raise DatasetError(f"{path}:{n}: expected '<video> <0|1|2>', got {line!r}")
-            entries.append(ListEntry(label, parts[0], sides[parts[1]]))
-    return sorted(labels), entries
+            yield ListEntry(m["label"], parts[0], sides[parts[1]])
