@@ -16,38 +16,9 @@ import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers")
 
+from hf_tiny import LABELS, SIZE, T, tiny_checkpoint, train_tiny_hf_run  # noqa: E402
 from vidseq.errors import ModelError, VidseqError  # noqa: E402
 from vidseq.models import create_model, model_recipe, splitter  # noqa: E402
-
-T, SIZE, LABELS = 4, 32, 5
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-
-
-def tiny_checkpoint(folder, kind: str):
-    """A tiny checkpoint of `kind` (config, random weights, processor) in `folder`, as save_pretrained writes it."""
-    t = transformers
-    labels = {"id2label": {i: f"k{i}" for i in range(LABELS)}, "label2id": {f"k{i}": i for i in range(LABELS)}}
-    if kind == "videomae":
-        config = t.VideoMAEConfig(image_size=SIZE, patch_size=8, num_frames=T, tubelet_size=2, **TINY, **labels)
-        processor = t.VideoMAEImageProcessor(size={"shortest_edge": 36}, crop_size={"height": SIZE, "width": SIZE},
-                                             image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-    elif kind == "timesformer":
-        config = t.TimesformerConfig(image_size=SIZE, patch_size=8, num_frames=T, **TINY, **labels)
-        processor = t.VideoMAEImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE},
-                                             image_mean=[0.45, 0.45, 0.45], image_std=[0.225, 0.225, 0.225])
-    elif kind == "vivit":
-        config = t.VivitConfig(image_size=SIZE, num_frames=T, tubelet_size=[2, 8, 8], **TINY, **labels)
-        processor = t.VivitImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE})
-    elif kind == "vjepa2":
-        config = t.VJEPA2Config(crop_size=SIZE, frames_per_clip=T, patch_size=8, tubelet_size=2, hidden_size=32,
-                                num_hidden_layers=2, num_attention_heads=2, pred_hidden_size=32,
-                                pred_num_hidden_layers=1, pred_num_attention_heads=2, num_pooler_layers=1, **labels)
-        processor = t.VJEPA2VideoProcessor(size={"shortest_edge": 40}, crop_size={"height": SIZE, "width": SIZE})
-    torch.manual_seed(0)
-    t.AutoModelForVideoClassification.from_config(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
 
 KINDS = ["videomae", "timesformer", "vivit", "vjepa2"]
 
@@ -148,16 +119,11 @@ def test_checkpointing_changes_memory_not_results(tmp_path):
 
 
 def test_train_evaluate_and_export_a_folder_transformers_loads(tmp_path):
-    from vidseq.datasets.synth import SynthConfig, make_synth
     from vidseq.evaluate import evaluate_run
     from vidseq.export import export_hf
     from vidseq.runs import load_run
-    from vidseq.train import TrainConfig, train
 
-    folder = tiny_checkpoint(tmp_path / "ckpt", "videomae")
-    make_synth(tmp_path / "data", SynthConfig(classes=2, groups=8, clips=1, frames=8, width=40, height=32))
-    result = train(TrainConfig(data=str(tmp_path / "data" / "videos"), model=f"hf:{folder}", bs=4, epochs=1,
-                               freeze_epochs=1, workers=0, out=str(tmp_path / "run"), verbose=False))
+    result = train_tiny_hf_run(tmp_path)
     saved = json.loads((result.run / "config.json").read_text())
     assert (saved["clip"]["frames"], saved["clip"]["size"]) == (T, SIZE)  # the checkpoint's, not vidseq's 5 x 64
     assert saved["train"]["lr"] == pytest.approx(5e-4 * 4 / 256)  # VideoMAE's rate, scaled to the batch of 4

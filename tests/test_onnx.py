@@ -47,7 +47,7 @@ def test_every_family_exports_with_pytorchs_logits(tmp_path, name):
 
 def test_a_hugging_face_model_exports_too(tmp_path):
     pytest.importorskip("transformers")
-    from test_hf import SIZE, T, tiny_checkpoint
+    from hf_tiny import SIZE, T, tiny_checkpoint
 
     folder = tiny_checkpoint(tmp_path / "ckpt", "videomae")
     model = create_model(f"hf:{folder}", 3, seq_len=T, image_size=SIZE, pretrained=True).eval()

@@ -205,6 +205,28 @@ def test_evaluating_and_exporting_onto_a_full_disk_leave_no_half_written_file(ti
     no_leftovers(disk)
 
 
+def test_exporting_a_hugging_face_folder_onto_a_full_disk_is_one_line_and_a_rerun_completes(tmp_path, tmpfs,
+                                                                                           capsys):
+    """`export --format hf` writes its folder through a hidden temporary folder; a full disk there is the one line
+    of the ONNX export (the weights' size), and once there is room the same command writes the roomy disk's bytes."""
+    pytest.importorskip("transformers")
+    from hf_tiny import train_tiny_hf_run
+
+    run = train_tiny_hf_run(tmp_path).run  # from a tiny VideoMAE checkpoint written here: no download
+    assert cli(capsys, "export", run, tmp_path / "reference", "--format", "hf")[0] == 0
+    disk = tmpfs(1024)
+    filler = fill(disk, 8)  # the weights take 0.1 MB
+    dest = disk / "hf"
+    out = cli(capsys, "export", run, dest, "--format", "hf")
+    line = full_disk_line(out, disk, r"\(writing hf; needs about 0\.1 MB for the model's weights, \d+ KB free\)")
+    assert out[1].splitlines() == [line], out[1]  # before: a SafetensorError traceback, after a progress bar
+    no_leftovers(disk)
+    assert [p.name for p in disk.iterdir()] == ["filler"]  # no dest, no hidden temporary folder
+    filler.unlink()
+    assert cli(capsys, "export", run, dest, "--format", "hf")[0] == 0
+    assert digests(dest) == digests(tmp_path / "reference")  # config, processor config and weights, byte for byte
+
+
 def test_a_lock_kept_by_the_worker_of_a_killed_run_says_so(videos, tmp_path):
     """The main process killed alone (kill -9 PID): a worker it forked keeps the lock until its current video is
     done; the next run says that, not that a dead pid is writing."""

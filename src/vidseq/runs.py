@@ -9,6 +9,7 @@ A run folder holds ``config.json`` (everything that rebuilds the model and its d
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -17,6 +18,7 @@ import math
 import os
 import platform
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,14 +117,21 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dic
     """`tensors` as a safetensors file, written atomically; a failed write (a full disk) is the OSError it is, with
     the file's size, not safetensors' own error type."""
     size = sum(t.numel() * t.element_size() for t in tensors.values())
-    with atomic_path(path, size=size) as tmp:
-        try:
-            save_file(tensors, str(tmp), metadata=metadata)
-        except SafetensorError as e:
-            code = re.search(r"os error (\d+)", str(e))  # its I/O errors carry only the text of the OSError
-            if code is None:
-                raise
-            raise OSError(int(code[1]), os.strerror(int(code[1])), str(tmp)) from None
+    with atomic_path(path, size=size) as tmp, safetensors_io(tmp):
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+@contextlib.contextmanager
+def safetensors_io(path: str | Path) -> Iterator[None]:
+    """safetensors' I/O errors in the block (a full disk), also where another library writes with it, as the
+    OSError they are, naming `path`: its own error type carries only the text of the OSError."""
+    try:
+        yield
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
 
 
 def load_optimizer(opt, path: Path, device) -> None:

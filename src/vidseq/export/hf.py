@@ -3,20 +3,23 @@ the run's classes as id2label, and the processor config with the run's frames, c
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 
-from vidseq.errors import VidseqError
+from vidseq.errors import VidseqError, note_space
 from vidseq.files import hidden_sibling
 from vidseq.models.hf import HFVideo, save_hf
-from vidseq.runs import Run, load_run
+from vidseq.models.weights import state_bytes
+from vidseq.runs import Run, load_run, safetensors_io
 
 
 def export_hf(run: str | Path | Run, dest: str | Path, *, overwrite: bool = False) -> Path:
     """Write run `run` (trained from an ``hf:`` model) to folder `dest` for `transformers`'
     ``AutoModelForVideoClassification.from_pretrained(dest)``. The folder appears whole or not at all; an existing
-    `dest` is replaced only with `overwrite`."""
+    `dest` is replaced only with `overwrite`. A full disk is the OSError it is (`vidseq.errors.storage_fault`'s
+    line: `dest`'s folder, the weights' size), with nothing left behind."""
     run = run if isinstance(run, Run) else load_run(run)
     dest = Path(dest)
     if not isinstance(run.model, HFVideo):
@@ -33,14 +36,18 @@ def export_hf(run: str | Path | Run, dest: str | Path, *, overwrite: bool = Fals
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         clip = run.config.clip
-        save_hf(run.model, tmp, classes=run.classes, processor=model["hf_processor"],
-                processor_kind=model.get("processor_kind", "image"), frames=clip.frames, size=clip.size,
-                crop_pct=clip.crop_pct)
+        with safetensors_io(tmp / "model.safetensors"):  # transformers writes the weights with safetensors
+            save_hf(run.model, tmp, classes=run.classes, processor=model["hf_processor"],
+                    processor_kind=model.get("processor_kind", "image"), frames=clip.frames, size=clip.size,
+                    crop_pct=clip.crop_pct)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
     except OSError as e:
-        raise VidseqError(path=dest, reason=f"cannot be written ({e.strerror or e})") from None
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise VidseqError(path=dest, reason=f"cannot be written ({e.strerror or e})") from None
+        e.filename, e.filename2 = str(dest), None  # a full disk: one line naming dest, not its temporary
+        raise note_space(e, needed=state_bytes(run.model), what="the model's weights") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest

@@ -25,7 +25,7 @@ from torch import nn
 
 from vidseq.errors import STORAGE_FAULTS, ModelError, VidseqError, note_space
 from vidseq.files import hidden_sibling
-from vidseq.models.weights import one_line
+from vidseq.models.weights import one_line, state_bytes
 from vidseq.runs import Run, load_run
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,7 @@ def _export(model: nn.Module, path: Path, *, frames: int, size: int, dynamic_bat
         if e.errno not in STORAGE_FAULTS:
             raise ModelError(f"model {name} cannot be exported to ONNX ({one_line(e)})") from None
         e.filename = e.filename or str(path)  # the destination's fault (full, read-only): the run's, one line
-        raise note_space(e, needed=sum(p.numel() * p.element_size() for p in model.state_dict().values()),
-                         what="the model's weights") from None
+        raise note_space(e, needed=state_bytes(model), what="the model's weights") from None
     except Exception as e:  # the exporter's failures come as many types; each is the same one line here
         raise ModelError(f"model {name} cannot be exported to ONNX ({one_line(e)})") from None
 

@@ -15,9 +15,10 @@ checkpoint's config and processor are kept in the run's config, so a run rebuild
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +238,24 @@ def save_hf(model: HFVideo, folder: Path, *, classes: Sequence[str], processor: 
     processor = dict(processor)
     processor["crop_size"] = {"height": size, "width": size}
     processor["size"] = {"shortest_edge": round(size / crop_pct)}
-    net.save_pretrained(folder, safe_serialization=True)
+    with _no_progress_bars():
+        net.save_pretrained(folder, safe_serialization=True)
     _processor(processor, processor_kind).save_pretrained(folder)
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off for the block: its "Writing model shards" bar on stderr, left at 0 % by a
+    failed write, would stand before the one line that says why."""
+    from transformers.utils import logging
+
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
 
 
 register_family("hf", hf_model, hf_recipe, pattern="hf:<hub id or folder>")

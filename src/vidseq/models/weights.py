@@ -25,6 +25,11 @@ def one_line(exc: BaseException, limit: int = 160) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def state_bytes(model: nn.Module) -> int:
+    """The bytes of `model`'s state (parameters and buffers): about the size of its weights file."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
 def weights_path(pretrained: Pretrained) -> Path | None:
     """The local weights file that `pretrained` names (checked to exist), or None for True/False."""
     if pretrained is None or isinstance(pretrained, bool):
