@@ -5,6 +5,7 @@ count has a time ratio near the count ratio.
 
     python benchmarks/resources.py                          # predict 1,000 vs 4,000; info 10,000 vs 100,000
     python benchmarks/resources.py --predict 200 800 --info 1000 10000
+    python benchmarks/resources.py --only info              # info alone (no model trained)
 """
 
 from __future__ import annotations
@@ -50,21 +51,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--predict", type=int, nargs=2, default=[1000, 4000], metavar=("N1", "N2"))
     ap.add_argument("--info", type=int, nargs=2, default=[10_000, 100_000], metavar=("N1", "N2"))
+    ap.add_argument("--only", choices=("predict", "info"), help="measure one command only")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="vidseq-resources-") as tmp:
         tmp = Path(tmp)
         subprocess.run(CLI + ["synth", str(tmp / "data"), "--classes", "2", "--groups", "8", "--clips", "1",
                               "--frames", "6", "--size", "32x32"], check=True, capture_output=True)
-        subprocess.run(CLI + ["train", str(tmp / "data" / "videos"), "--model", "frame_avg", "--backbone", "resnet18",
-                              "--no-pretrained", "--frames", "2", "--size", "32", "--epochs", "1", "--workers", "0",
-                              "--out", str(tmp / "run")], check=True, capture_output=True)
         videos = sorted((tmp / "data" / "videos").rglob("*.avi"))
-        for n in a.predict:
+        if a.only != "info":
+            subprocess.run(CLI + ["train", str(tmp / "data" / "videos"), "--model", "frame_avg", "--backbone",
+                                  "resnet18", "--no-pretrained", "--frames", "2", "--size", "32", "--epochs", "1",
+                                  "--workers", "0", "--out", str(tmp / "run")], check=True, capture_output=True)
+        for n in a.predict if a.only != "info" else []:
             folder = tmp / f"predict-{n}"
             files = [str(folder / p) for p in links(videos, folder, n)]
             rows.append(("predict", n, *measure(["predict", str(tmp / "run"), *files, "--top", "1"])))
-        for n in a.info:
+        for n in a.info if a.only != "predict" else []:
             folder = tmp / f"info-{n}"
             paths = links(videos, folder / "videos", n)
             csv = folder / "videos.csv"

@@ -15,6 +15,7 @@ import pytest
 from conftest import TINY_TRAIN, digests
 from vidseq.cli import main
 from vidseq.datasets.synth import SynthConfig, make_synth
+from vidseq.files import _umask
 
 
 def vidseq(*args) -> subprocess.CompletedProcess:
@@ -225,6 +226,7 @@ def test_exporting_a_hugging_face_folder_onto_a_full_disk_is_one_line_and_a_reru
     filler.unlink()
     assert cli(capsys, "export", run, dest, "--format", "hf")[0] == 0
     assert digests(dest) == digests(tmp_path / "reference")  # config, processor config and weights, byte for byte
+    assert {p.stat().st_mode & 0o777 for p in dest.iterdir()} == {0o666 & ~_umask()}  # the weights not 0600
 
 
 def test_a_lock_kept_by_the_worker_of_a_killed_run_says_so(videos, tmp_path):

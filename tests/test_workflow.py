@@ -45,6 +45,15 @@ def test_train_writes_a_run_folder_without_pickles(trained):
             assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
 
 
+def test_every_file_of_a_run_folder_has_the_mode_of_a_new_file(trained, tmp_path):
+    """Those sharing a run folder can read all of it: the weights too (safetensors creates its files 0600)."""
+    (tmp_path / "new").write_text("")
+    usual = (tmp_path / "new").stat().st_mode & 0o777
+    modes = {str(p.relative_to(trained)): p.stat().st_mode & 0o777 for p in trained.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes and "checkpoint/model.safetensors" in modes
+    assert {name: oct(m) for name, m in modes.items() if m != usual} == {}
+
+
 def test_evaluate_prints_metrics_and_writes_report(trained, capsys):
     assert main(["evaluate", str(trained), "--json", "--clips", "2"]) == 0
     out = json.loads(capsys.readouterr().out)

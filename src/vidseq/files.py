@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -93,6 +94,26 @@ def atomic_path(path: str | Path, *, size: int | None = None) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def usual_mode(path: str | Path) -> None:
+    """Give file `path` the mode a file this process creates gets (0666 less the umask): safetensors creates its
+    files 0600, which would leave a run's weights the one file of its folder that others sharing it cannot read."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+@functools.cache
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:  # Linux: read without setting it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

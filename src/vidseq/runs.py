@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from vidseq.clips import IMAGENET, Stats
 from vidseq.errors import ModelError, VidseqError
-from vidseq.files import atomic_path, atomic_write_text, save_figure
+from vidseq.files import atomic_path, atomic_write_text, save_figure, usual_mode
 from vidseq.models import unwrap
 from vidseq.sampling import DEFAULT_SAMPLER
 
@@ -119,6 +119,7 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dic
     size = sum(t.numel() * t.element_size() for t in tensors.values())
     with atomic_path(path, size=size) as tmp, safetensors_io(tmp):
         save_file(tensors, str(tmp), metadata=metadata)
+        usual_mode(tmp)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from vidseq.clips.clip import Stats
 from vidseq.errors import ModelError
+from vidseq.files import usual_mode
 from vidseq.models._registry import Recipe, register_family
 from vidseq.models.layers import as_clip
 from vidseq.models.weights import Pretrained, one_line
@@ -240,6 +241,8 @@ def save_hf(model: HFVideo, folder: Path, *, classes: Sequence[str], processor: 
     processor["size"] = {"shortest_edge": round(size / crop_pct)}
     with _no_progress_bars():
         net.save_pretrained(folder, safe_serialization=True)
+    for weights in Path(folder).glob("*.safetensors"):
+        usual_mode(weights)
     _processor(processor, processor_kind).save_pretrained(folder)
 
 
