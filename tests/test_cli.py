@@ -52,6 +52,23 @@ def test_usage_errors_give_one_line_and_exit_2(args, capsys, tmp_path, monkeypat
     assert len(err.splitlines()) == 1 and "error" in err
 
 
+@pytest.mark.parametrize("args, line", [
+    (["info", "x", "--valid-pct"], "vidseq info: error: Option '--valid-pct' requires an argument. (see 'vidseq info "
+                                   "--help')"),
+    (["predict", "afile"], "vidseq: error: afile: is a file, not a run folder; give the run folder made by 'vidseq "
+                           "train' first: vidseq predict RUN VIDEO..."),
+    (["predict", "."], "vidseq: error: give video files to classify, or --stream SOURCE"),
+    (["extract", "x"], "vidseq: error: give SRC and DEST (or --segments ANNOTATIONS and DEST)"),
+])
+def test_usage_errors_say_what_to_give_once(args, line, capsys, tmp_path, monkeypatch):
+    """Each mistake's line names the command's own help and each value once (before: "(see 'vidseq --help')",
+    "--stream SOURCE SOURCE", "--segments FILE ANNOTATIONS", a video taken for a run folder)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a video")
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
 def test_console_script_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "vidseq", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "synth" in out.stdout

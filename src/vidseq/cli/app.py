@@ -185,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     return 143 if rv == 130 and _TERMINATED[0] else rv
 
 
+def _command_path(args: list[str]) -> str:
+    """"vidseq CMD" for the command `args` name (click's parser errors, such as an option missing its value, come
+    without the command's context), else "vidseq"."""
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    return f"vidseq {args[0]}" if args and args[0] in names else "vidseq"
+
+
 def _main(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="vidseq", standalone_mode=False)
@@ -193,7 +200,7 @@ def _main(args: list[str]) -> int:
             typer.echo(e.ctx.get_help())
         return 2
     except click_exc.UsageError as e:
-        cmd = e.ctx.command_path if e.ctx else "vidseq"
+        cmd = e.ctx.command_path if e.ctx else _command_path(args)
         typer.echo(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", err=True)
         return 2
     except VidseqError as e:

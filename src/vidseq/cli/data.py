@@ -251,7 +251,7 @@ def extract(
                 f"{s.dest}/frames.csv")
         return
     if dest is None:
-        raise VidseqError("give SRC and DEST (or {segments} ANNOTATIONS and DEST)", params={"segments": "FILE"})
+        raise VidseqError("give SRC and DEST (or {segments} and DEST)", params={"segments": "ANNOTATIONS"})
     s = extract_dataset(src, dest, size=size, quality=quality, workers=workers, shard=part, overwrite=overwrite,
                         timeout=timeout, progress=True)
     _report(s, part, "extracted", f"frames: {s.dest}/<Class>/<video>/<i>.jpg")

@@ -188,7 +188,7 @@ def predict(
     from vidseq.runs import load_run
 
     videos = list(videos or [])
-    check_modes(videos, timeline=timeline, stream=stream, clips=clips, crops=crops)
+    check_modes(run, videos, timeline=timeline, stream=stream, clips=clips, crops=crops)
     loaded = _with_onnx(load_run(run), onnx)
     device = "cpu" if onnx else None
     if stream is not None:

@@ -88,12 +88,15 @@ def _clock(t: float) -> str:
     return f"{int(m):02d}:{s:05.2f}"
 
 
-def check_modes(videos: list[Path], *, timeline: bool, stream: str | None, clips: int, crops: int) -> None:
+def check_modes(run: Path, videos: list[Path], *, timeline: bool, stream: str | None, clips: int, crops: int) -> None:
     """Usage errors of predict's modes, before anything is loaded."""
+    if run.is_file():
+        raise VidseqError(path=run, reason="is a file, not a run folder; give the run folder made by 'vidseq train' "
+                          "first: vidseq predict RUN VIDEO...")
     if stream is not None and videos:
         raise VidseqError("give either VIDEOS or {stream}, not both", params={"stream": stream})
     if stream is None and not videos:
-        raise VidseqError("give video files to classify, or {stream} SOURCE", params={"stream": "SOURCE"})
+        raise VidseqError("give video files to classify, or {stream}", params={"stream": "SOURCE"})
     if (timeline or stream is not None) and (clips != 1 or crops != 1):
         raise VidseqError("{clips} and {crops} apply to whole files; a timeline scores windows of one clip each",
                           params={"clips": clips, "crops": crops})
