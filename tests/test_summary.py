@@ -157,3 +157,24 @@ def test_info_json_on_split_lists(tmp_path, capsys):
     assert main(["info", str(data), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["split"] == "official:1" and s["counts"] == {"train": 23, "valid": 12, "total": 35}
+
+
+def test_info_warns_of_a_label_typo_and_of_classes_missing_from_a_side(tmp_path, capsys):
+    data = csv_dataset(tmp_path)
+    with data.open("a") as f:
+        f.write("videos/MoveLeft/v_MoveLeft_g01_c01.avi,Moveleft,train\n")  # a typo: a class of its own
+    assert main(["info", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert ("warning: 1 set(s) of class names differ only in case or punctuation, e.g. 'MoveLeft' (12 items) and "
+            "'Moveleft' (1 item): a typo in the labels makes a class of its own") in out
+    assert "warning: 1 class(es) have no validation items: their accuracy is not measured (Moveleft)" in out
+    assert summarize(data) == load_items(data).summary()
+
+
+def test_a_manifest_separated_by_semicolons_is_one_line_that_says_so(tmp_path, capsys):
+    data = csv_dataset(tmp_path)
+    data.write_text(data.read_text().replace(",", ";"))
+    assert main(["info", str(data)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"vidseq: error: {data}:1: expected path,label[,split], got 1 field(s) (separated by ';'? a manifest's "
+        "fields are separated by commas)"]

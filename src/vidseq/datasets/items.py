@@ -102,6 +102,28 @@ class Tally:
         if len(self.missing_entries) < self.keep:
             self.missing_entries.append(entry)
 
+    def class_warnings(self, split: str) -> list[str]:
+        """What the counts suggest is wrong with the labels: names that differ only in case or punctuation (a
+        typo makes a class of its own), classes with no item on one side of split `split`."""
+        out = []
+        spellings: dict[str, list[str]] = {}
+        for c in self.per_class:
+            spellings.setdefault(re.sub(r"[\W_]+", "", c.lower()), []).append(c)
+        alike = [names for names in spellings.values() if len(names) > 1]
+        if alike:
+            sizes = {n: sum(self.per_class[n]) for n in alike[0]}
+            counts = " and ".join(f"{n!r} ({k} item{'s' * (k != 1)})" for n, k in sizes.items())
+            out.append(f"{len(alike)} set(s) of class names differ only in case or punctuation, e.g. {counts}: a "
+                       "typo in the labels makes a class of its own")
+        if split != "none":
+            for side, what in ((1, "validation items: their accuracy is not measured"),
+                               (0, "training items: the model cannot learn them")):
+                empty = [c for c, n in self.per_class.items() if not n[side]]
+                if empty:
+                    out.append(f"{len(empty)} class(es) have no {what} ({', '.join(empty[:5])}"
+                               f"{', ...' if len(empty) > 5 else ''})")
+        return out
+
     @property
     def leaked_groups(self) -> int:
         return sum(s == 3 for s in self.group_sides.values())

@@ -210,7 +210,7 @@ def load_items(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2,
     for it, v in zip(items, is_valid):
         tally.add(it.label, it.group, v)
     leaked = tally.leaked_groups
-    warnings += leak_warnings(mode, leaked, len(tally.group_sides))
+    warnings += leak_warnings(mode, leaked, len(tally.group_sides)) + tally.class_warnings(mode)
     return ItemSet(root=root, items=items, classes=classes, is_valid=is_valid, split=mode, kind=kind,
                    missing=missing, warnings=warnings, lists=lists.folder if lists else None,
                    unlisted=unlisted, leaked_groups=leaked, multi_label=multi_label)

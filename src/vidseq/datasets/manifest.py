@@ -140,7 +140,9 @@ class CsvRows:
                                                     if cells[i].lower() in ("1", "true", "yes"))]
                     cols["label"] = len(cells) - 1
                 if (not header and len(cells) not in (2, 3)) or len(cells) <= max(cols["path"], cols["label"]):
-                    raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s)")
+                    sep = next((c for c in ";\t|" if len(cells) == 1 and c in cells[0]), None)
+                    hint = f" (separated by {sep!r}? a manifest's fields are separated by commas)" if sep else ""
+                    raise DatasetError(f"{path}:{n}: expected path,label[,split], got {len(cells)} field(s){hint}")
                 rel, label = cells[cols["path"]], cells[cols["label"]]
                 if not rel or not label:
                     raise DatasetError(f"{path}:{n}: empty path or label")

@@ -94,7 +94,8 @@ def _finish(root: Path, tally: Tally, mode: str, *, classes: list[str], warnings
             **fields) -> dict:
     _need_two_classes(root, set(classes))
     check_sides(root, mode, sum(tally.sides), tally.sides[1])
-    warnings = [*warnings, *leak_warnings(mode, tally.leaked_groups, len(tally.group_sides))]
+    warnings = [*warnings, *leak_warnings(mode, tally.leaked_groups, len(tally.group_sides)),
+                *tally.class_warnings(mode)]
     return tally.summary(root=root, split=mode, classes=classes, warnings=warnings, **fields)
 def format_summary(s: dict, *, max_missing: int = 5) -> str:
     """The text that ``vidseq info`` prints for :meth:`ItemSet.summary`."""
