@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -228,6 +229,20 @@ def test_predict_timeline_writes_json_picture_and_segments(run, long_data, tmp_p
     assert main(["predict", str(run), str(video), "--timeline", "--clips", "3"]) == 2
     assert main(["predict", str(run), str(tmp_path / "missing.avi"), "--timeline", "--out", str(out)]) == 1
     assert "missing.avi" in capsys.readouterr().err
+
+
+def test_a_timeline_says_why_it_found_nothing(run, long_data, tmp_path, capsys):
+    video = long_data.root / "long" / "long_02.avi"
+    args = ["predict", str(run), str(video), "--timeline", "--out", str(tmp_path)]
+    assert main([*args, "--window", "0.64", "--threshold", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "0 segment(s)" in out
+    assert re.fullmatch(rf"vidseq: warning: {video}: no window reaches the threshold 1 \(the highest probability is "
+                        r"0\.\d\d\); a --threshold below it shows the model's best guesses\n", err)
+    assert main([*args, "--window", "600"]) == 0
+    out, err = capsys.readouterr()
+    assert ", 1 window of 600 s," in out
+    assert f"{video}: the window (600 s) spans the whole video" in err
 
 
 def test_a_file_given_as_a_stream_is_played_at_its_own_rate(run, long_data, capsys):

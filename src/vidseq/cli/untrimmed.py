@@ -37,10 +37,13 @@ def timelines(run, videos: list[Path], *, window: float, stride: float | None, t
         if json_out:
             dumps.append(data)
             continue
-        typer.echo(f"{video}: {tl.duration:.1f} s, {len(tl.probs)} windows of {tl.window:g} s, "
+        n = len(tl.probs)
+        typer.echo(f"{video}: {tl.duration:.1f} s, {n} window{'s' * (n != 1)} of {tl.window:g} s, "
                    f"{len(tl.segments)} segment(s)")
         for s in tl.segments:
             typer.echo(f"  {_clock(s.start)} - {_clock(s.end)}  {s.score:6.1%}  {s.label}")
+        for note in tl.notes():
+            typer.echo(f"vidseq: warning: {video}: {note}", err=True)
         if tl.incomplete:
             typer.echo(f"vidseq: warning: {video}: {tl.incomplete}; the timeline stops there", err=True)
     if done:

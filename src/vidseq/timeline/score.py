@@ -24,7 +24,14 @@ from vidseq.io import FrameReader
 from vidseq.io.segment import frame_step, frame_times
 from vidseq.progress import Progress
 from vidseq.runs import Run, load_run
-from vidseq.timeline.windows import Assembler, Segment, merge_segments, plan_windows, window_offsets
+from vidseq.timeline.windows import (
+    Assembler,
+    Segment,
+    merge_segments,
+    plan_windows,
+    smooth_probs,
+    window_offsets,
+)
 
 DEFAULT_WINDOW = 2.0  #: seconds a window spans unless told
 DEFAULT_STRIDE = 0.25  #: the stride unless told, as a fraction of the window
@@ -61,6 +68,22 @@ class Timeline:
         return [{"start": round(float(s), 3), "end": round(float(e), 3),
                  "top": [{"label": self.classes[c], "probability": round(float(p[c]), 4)} for c in np.argsort(-p)[:k]]}
                 for s, e, p in zip(self.starts, self.ends, self.probs)]
+
+    def notes(self) -> list[str]:
+        """Why the timeline says little, where it can tell: a window as long as the video, or no segment (every
+        window under the threshold, or its stretches over it shorter than the shortest segment)."""
+        out = []
+        if len(self.probs) == 1 and self.window >= self.duration > 0:
+            out.append(f"the window ({self.window:g} s) spans the whole video ({self.duration:.1f} s): one window "
+                       "scores it all; give a shorter --window for a timeline")
+        if len(self.probs) and not self.segments:
+            best = float(smooth_probs(self.probs, self.smooth).max())
+            if best < self.threshold:
+                out.append(f"no window reaches the threshold {self.threshold:g} (the highest probability is "
+                           f"{best:.2f}); a --threshold below it shows the model's best guesses")
+            else:
+                out.append(f"the stretches over the threshold are shorter than --min-length {self.min_length:g} s")
+        return out
 
     def to_dict(self, top: int = 5) -> dict:
         out = {"path": self.path, "duration": round(self.duration, 3), "fps": round(self.fps, 3),
