@@ -135,3 +135,14 @@ def test_cache_command_counts_only_the_datasets_items_in_a_shared_cache(tmp_path
     capsys.readouterr()
     assert main(["cache", str(tmp_path / "two.csv"), str(tmp_path / "c"), *args]) == 0
     assert "cached 2 of 2 items (8 frames" in capsys.readouterr().out
+
+
+def test_worker_processes_print_no_warnings_of_the_libraries_they_import(tmp_path, make_video):
+    """`python -m vidseq cache` starts forkserver workers that import fastai afresh: before, each printed
+    torch's FutureWarning about fastai's torch.jit.script calls."""
+    make_video("d/A/a.avi", n=4)
+    make_video("d/B/b.avi", n=4)
+    out = subprocess.run([sys.executable, "-m", "vidseq", "cache", str(tmp_path / "d"), str(tmp_path / "c"),
+                          "--size", "16", "--frames", "2", "--workers", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "Warning" not in out.stderr, out.stderr

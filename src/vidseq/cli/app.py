@@ -32,8 +32,11 @@ app = typer.Typer(
 
 
 _ARGV: list[str] = []
-# a library vidseq imports still calls torch.jit.script at import time; the warning says nothing to a user
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+# a library vidseq imports still calls torch.jit.script at import time; the warning says nothing to a user. Also
+# in the worker processes the command starts (spawn and forkserver pass sys.warnoptions on as -W options)
+_JIT_WARNING = "`torch.jit.script` is deprecated"
+warnings.filterwarnings("ignore", message=re.escape(_JIT_WARNING), category=FutureWarning)
+sys.warnoptions.append(f"ignore:{_JIT_WARNING}:FutureWarning")
 _INTERRUPTED = ["vidseq: interrupted"]  # main's one line on Ctrl-C; a command may put a more helpful one here
 
 
