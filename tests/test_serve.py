@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -337,7 +338,7 @@ def test_a_damaged_run_is_refused_in_one_line(trained, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "config.json" in err and "not valid JSON" in err
 
 
-def test_a_port_in_use_is_one_line(trained, capsys):
+def test_a_port_in_use_or_an_address_not_here_is_one_line(trained, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -345,7 +346,28 @@ def test_a_port_in_use_is_one_line(trained, capsys):
         assert main(["serve", str(trained), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"vidseq: error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another " \
-                  f"--port {port} or --host 127.0.0.1"
+                  "--port (--port 0 picks a free one)"
+    assert main(["serve", str(trained), "--host", "192.0.2.1", "--port", "8000", "--token", "t"]) == 2  # TEST-NET-1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vidseq: error: cannot listen on 192.0.2.1:8000 (") and \
+        err.endswith("); choose another --host (an address of this machine, such as 127.0.0.1)")
+
+
+def test_port_0_picks_a_free_port_and_says_which(trained, tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "vidseq", "serve", str(trained), "--port", "0"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"at http://127\.0\.0\.1:(\d+) ", line)
+        assert found and int(found[1]) != 0, line
+        assert wait_until_up(f"http://127.0.0.1:{found[1]}", alive=lambda: proc.poll() is None), "it did not answer"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_without_fastapi_serve_says_what_to_install(trained, capsys, monkeypatch):
