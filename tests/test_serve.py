@@ -202,9 +202,11 @@ def test_bad_options_are_one_line(server, videos, fields, status, words):
 
 def test_a_form_without_the_file_or_not_a_form(server):
     url = server[0]
-    body, kind = multipart({"top": "3"}, "x.avi", b"abc", field="video")
-    status, doc, _ = request(f"{url}/v1/predict", data=body, headers={"Content-Type": kind})
-    assert status == 400 and "no 'file' part" in doc["error"]
+    body = b'--b\r\nContent-Disposition: form-data; name="top"\r\n\r\n3\r\n--b--\r\n'
+    status, doc, _ = request(f"{url}/v1/predict", data=body,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert status == 400 and doc["error"] == "no 'file' part: the video goes in form field 'file' (curl -F " \
+        "file=@video.mp4)"
     status, doc, _ = request(f"{url}/v1/predict", data=b"{}", headers={"Content-Type": "application/json"})
     assert status == 415 and "multipart/form-data" in doc["error"]
     huge = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.avi"\r\nX-Pad: ' + b"a" * 20_000
@@ -212,6 +214,28 @@ def test_a_form_without_the_file_or_not_a_form(server):
     status, doc, _ = request(f"{url}/v1/predict", data=huge,
                              headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert status == 400 and "header" in doc["error"]  # python-multipart's own limit
+
+
+@pytest.mark.parametrize("filename", ["x.avi", None], ids=["a-file-part", "a-text-part"])
+def test_a_video_under_another_form_field_is_told_to_use_file(server, videos, filename):
+    """curl -F clip=@x.avi (a file part) or -F clip=<x.avi (its bytes as text) instead of -F file=@x.avi."""
+    url, _, uploads = server
+    data = videos[0].read_bytes()
+    assert len(data) > 1000
+    body, kind = multipart({"top": "3"}, filename or "", data, field="clip")
+    if filename is None:
+        body = body.replace(b'; filename=""', b"")
+    status, doc, _ = request(f"{url}/v1/predict", data=body, headers={"Content-Type": kind})
+    assert status == 400, doc
+    if filename:
+        assert doc["error"] == "the video goes in form field 'file', not 'clip' (curl -F file=@video.mp4)"
+    else:  # a text field as long as a video: it may be a long option too, so both are said
+        assert doc["error"] == "form field 'clip' is longer than 1000 bytes; the video goes in form field 'file' " \
+                               "(curl -F file=@video.mp4)"
+    status, doc, _ = request(f"{url}/v1/predict", data=body.replace(b'name="clip"', b'name="file"'),
+                             headers={"Content-Type": kind})
+    assert status == 200 and doc["top"]  # the same form with the field's right name is answered
+    assert not leftovers(uploads)
 
 
 def test_concurrent_requests_share_forwards(run, videos, tmp_path):
