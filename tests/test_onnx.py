@@ -3,6 +3,7 @@ preprocessing contract; predict and evaluate on the ONNX file give the PyTorch p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -116,3 +117,116 @@ def test_an_export_that_does_not_match_pytorch_is_refused_and_not_written(traine
     with pytest.raises(ModelError, match="does not match PyTorch on the run's clips"):
         export_onnx(run, tmp_path / "b.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx"]  # neither the file nor its temporary
+
+
+# which run a file belongs to
+
+
+def make_run(trained, dest, *, model: str | None = None, size: int | None = None, seed: int = 1):
+    """A run folder like `trained` (same classes and frames) holding other weights: a `model` of another family,
+    freshly initialised, or the same one re-initialised; with `size`, made for clips of that size."""
+    import shutil
+
+    from vidseq.runs import load_run, save_weights, write_config
+
+    shutil.copytree(trained, dest)
+    config = load_run(trained).config
+    settings = {**config.model, "pretrained": False}
+    if model is not None:
+        settings = {"name": model, "backbone": "resnet18", "n_classes": len(config.classes),
+                    "seq_len": config.clip.frames, "pretrained": False}
+    torch.manual_seed(seed)
+    net = create_model(**settings)
+    clip = dataclasses.replace(config.clip, size=size or config.clip.size)
+    write_config(dest, dataclasses.replace(config, model=net.vidseq_config, clip=clip))
+    save_weights(net, dest / "model.safetensors")
+    return dest
+
+
+def older_export(path, dest):
+    """`path` as vidseq wrote ONNX files before they recorded their run: the contract without `run` and `shape`."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    entry = next(p for p in proto.metadata_props if p.key == "vidseq")
+    old = {k: v for k, v in json.loads(entry.value).items() if k not in ("run", "shape")}
+    entry.value = json.dumps(old)
+    onnx.save(proto, str(dest))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def tsm_onnx(trained, tmp_path_factory):
+    from vidseq.runs import load_run
+
+    return export_onnx(load_run(trained), tmp_path_factory.mktemp("tsm-onnx") / "tsm.onnx", check=0).path
+
+
+@pytest.mark.parametrize("model", ["cnn_lstm", None], ids=["another-family", "the-same-retrained"])
+def test_a_file_exported_from_another_run_is_refused_in_one_line(trained, tsm_onnx, tmp_path, capsys, model):
+    other = make_run(trained, tmp_path / "other", model=model)
+    video = str(sorted((trained.parent / "data" / "videos").rglob("*.avi"))[0])
+    for command in (["predict", str(other), video], ["evaluate", str(other), "--no-report"]):
+        assert main([*command, "--onnx", str(tsm_onnx)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert err[0].startswith(f"vidseq: error: {tsm_onnx}: ") and f"exported from run '{trained.name}'" in err[0]
+        assert f"vidseq export {other} FILE --format onnx" in err[0]
+
+
+def test_a_file_for_another_clip_size_is_one_line_not_a_traceback(trained, tsm_onnx, tmp_path, capsys):
+    bigger = make_run(trained, tmp_path / "bigger", size=40)
+    video = str(sorted((trained.parent / "data" / "videos").rglob("*.avi"))[0])
+    old = older_export(tsm_onnx, tmp_path / "old.onnx")
+    for onnx_file, origin in ((tsm_onnx, f"run '{trained.name}'"), (old, "another run")):
+        assert main(["predict", str(bigger), video, "--onnx", str(onnx_file)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"vidseq: error: {onnx_file}: was exported from {origin}"), err
+        assert f"vidseq export {bigger} FILE --format onnx" in err[0]
+        assert "takes clips of 3 frames of 32 px, the run makes clips of 3 frames of 40 px" in err[0]
+
+
+def test_an_older_file_without_its_run_is_checked_as_far_as_it_can_be_with_a_warning(trained, tsm_onnx, tmp_path,
+                                                                                     capsys):
+    old = older_export(tsm_onnx, tmp_path / "old.onnx")
+    video = str(sorted((trained.parent / "data" / "videos").rglob("*.avi"))[0])
+    assert main(["predict", str(trained), video, "--json", "--onnx", str(old)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["top"]
+    warning = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and str(old) in warning[0] and "cannot be checked" in warning[0]
+    assert f"vidseq export {trained} FILE --format onnx" in warning[0]
+    assert main(["predict", str(trained), video, "--json", "--onnx", str(tsm_onnx)]) == 0  # today's: no warning
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_contract_records_the_run_and_the_input_shape(trained, tsm_onnx):
+    from vidseq.export.onnx import run_identity
+    from vidseq.runs import load_run
+
+    model = OnnxModel(tsm_onnx)
+    contract = model.contract
+    assert contract["run"] == run_identity(load_run(trained)) and contract["run"]["name"] == trained.name
+    assert contract["shape"] == [1, 3, 3, 32, 32] == model.session.get_inputs()[0].shape  # TSM's: a fixed batch
+
+
+def test_a_run_held_in_memory_gets_the_same_check(tmp_path):
+    from vidseq.export import with_onnx
+
+    torch.manual_seed(0)
+    model = create_model("frame_avg", 3, seq_len=4, image_size=32, backbone="resnet18").eval()
+    run = run_of(model, tmp_path)
+    path = export_onnx(run, tmp_path / "m.onnx", check=0).path
+    assert OnnxModel(path).contract["shape"] == ["batch", 4, 3, 32, 32]
+    assert isinstance(with_onnx(run_of(model, tmp_path), path).model, OnnxModel)  # the same weights: accepted
+    other = create_model("frame_avg", 3, seq_len=4, image_size=32, backbone="resnet18").eval()
+    with pytest.raises(ModelError, match=f"was exported from run '{tmp_path.name}', not from .* \\(other weights\\)"):
+        with_onnx(run_of(other, tmp_path), path)
+    with pytest.raises(ModelError, match="other settings"):  # the same weights, another clip setting
+        with_onnx(Run(tmp_path, _with_clip(run, crop_pct=0.8), model), path)
+    with pytest.raises(ModelError, match="other classes"):
+        with_onnx(Run(tmp_path, dataclasses.replace(run.config, classes=["x", "y", "z"]), model), path)
+
+
+def _with_clip(run: Run, **clip):
+    return dataclasses.replace(run.config, clip=dataclasses.replace(run.config.clip, **clip))

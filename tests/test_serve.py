@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -201,9 +202,11 @@ def test_bad_options_are_one_line(server, videos, fields, status, words):
 
 def test_a_form_without_the_file_or_not_a_form(server):
     url = server[0]
-    body, kind = multipart({"top": "3"}, "x.avi", b"abc", field="video")
-    status, doc, _ = request(f"{url}/v1/predict", data=body, headers={"Content-Type": kind})
-    assert status == 400 and "no 'file' part" in doc["error"]
+    body = b'--b\r\nContent-Disposition: form-data; name="top"\r\n\r\n3\r\n--b--\r\n'
+    status, doc, _ = request(f"{url}/v1/predict", data=body,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert status == 400 and doc["error"] == "no 'file' part: the video goes in form field 'file' (curl -F " \
+        "file=@video.mp4)"
     status, doc, _ = request(f"{url}/v1/predict", data=b"{}", headers={"Content-Type": "application/json"})
     assert status == 415 and "multipart/form-data" in doc["error"]
     huge = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.avi"\r\nX-Pad: ' + b"a" * 20_000
@@ -211,6 +214,28 @@ def test_a_form_without_the_file_or_not_a_form(server):
     status, doc, _ = request(f"{url}/v1/predict", data=huge,
                              headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert status == 400 and "header" in doc["error"]  # python-multipart's own limit
+
+
+@pytest.mark.parametrize("filename", ["x.avi", None], ids=["a-file-part", "a-text-part"])
+def test_a_video_under_another_form_field_is_told_to_use_file(server, videos, filename):
+    """curl -F clip=@x.avi (a file part) or -F clip=<x.avi (its bytes as text) instead of -F file=@x.avi."""
+    url, _, uploads = server
+    data = videos[0].read_bytes()
+    assert len(data) > 1000
+    body, kind = multipart({"top": "3"}, filename or "", data, field="clip")
+    if filename is None:
+        body = body.replace(b'; filename=""', b"")
+    status, doc, _ = request(f"{url}/v1/predict", data=body, headers={"Content-Type": kind})
+    assert status == 400, doc
+    if filename:
+        assert doc["error"] == "the video goes in form field 'file', not 'clip' (curl -F file=@video.mp4)"
+    else:  # a text field as long as a video: it may be a long option too, so both are said
+        assert doc["error"] == "form field 'clip' is longer than 1000 bytes; the video goes in form field 'file' " \
+                               "(curl -F file=@video.mp4)"
+    status, doc, _ = request(f"{url}/v1/predict", data=body.replace(b'name="clip"', b'name="file"'),
+                             headers={"Content-Type": kind})
+    assert status == 200 and doc["top"]  # the same form with the field's right name is answered
+    assert not leftovers(uploads)
 
 
 def test_concurrent_requests_share_forwards(run, videos, tmp_path):
@@ -337,7 +362,7 @@ def test_a_damaged_run_is_refused_in_one_line(trained, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "config.json" in err and "not valid JSON" in err
 
 
-def test_a_port_in_use_is_one_line(trained, capsys):
+def test_a_port_in_use_or_an_address_not_here_is_one_line(trained, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -345,7 +370,28 @@ def test_a_port_in_use_is_one_line(trained, capsys):
         assert main(["serve", str(trained), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"vidseq: error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another " \
-                  f"--port {port} or --host 127.0.0.1"
+                  "--port (--port 0 picks a free one)"
+    assert main(["serve", str(trained), "--host", "192.0.2.1", "--port", "8000", "--token", "t"]) == 2  # TEST-NET-1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vidseq: error: cannot listen on 192.0.2.1:8000 (") and \
+        err.endswith("); choose another --host (an address of this machine, such as 127.0.0.1)")
+
+
+def test_port_0_picks_a_free_port_and_says_which(trained, tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-m", "vidseq", "serve", str(trained), "--port", "0"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"at http://127\.0\.0\.1:(\d+) ", line)
+        assert found and int(found[1]) != 0, line
+        assert wait_until_up(f"http://127.0.0.1:{found[1]}", alive=lambda: proc.poll() is None), "it did not answer"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_without_fastapi_serve_says_what_to_install(trained, capsys, monkeypatch):

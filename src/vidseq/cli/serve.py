@@ -3,6 +3,7 @@ requests in flight finish before the process exits 0."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import signal
@@ -26,15 +27,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: what to do when the system will not listen: the port is taken (or below 1024, not this user's), or the address
+OTHER_PORT = "choose another --port (--port 0 picks a free one)"
+OTHER_HOST = "choose another --host (an address of this machine, such as 127.0.0.1)"
+
+
 def listen(host: str, port: int) -> socket.socket:
-    """A socket listening on host:port, or one line saying why not (the port taken, the address not here)."""
+    """A socket listening on host:port (port 0: a free one, which the socket's name tells), or one line saying
+    why not (the port taken, the address not here)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as e:  # create_server's own text repeats the address: the system's words alone
-        why = e.strerror if isinstance(e, socket.gaierror) or not e.errno else os.strerror(e.errno)
-        raise VidseqError(f"cannot listen on {host}:{port} ({why}); choose another {{port}} or {{host}}",
-                          params={"port": port, "host": host}) from None
+        gai = isinstance(e, socket.gaierror)
+        why = e.strerror if gai or not e.errno else os.strerror(e.errno)
+        todo = OTHER_PORT if not gai and e.errno in (errno.EADDRINUSE, errno.EACCES) else OTHER_HOST
+        raise VidseqError(f"cannot listen on {host}:{port} ({why}); {todo}") from None
 
 
 @app.command()
@@ -74,6 +82,7 @@ def serve(
                              token=token, device=device, backend="onnxruntime" if onnx else "pytorch",
                              max_batch=batch)
     sock = listen(host, port)
+    port = sock.getsockname()[1]  # --port 0: the one the system picked
     server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
     # uvicorn drains on SIGINT/SIGTERM, then raises the signal again once it is done: let that be a clean exit

@@ -5,12 +5,16 @@ run's PyTorch model would (``vidseq predict/evaluate --onnx FILE``). Needs ``pip
 The contract (metadata key ``vidseq``, JSON): input ``clips``, float32 ``(B, T, 3, H, W)``, RGB scaled to [0, 1]
 then normalised with ``mean``/``std``, ``frames`` frames sampled by ``sampler``, the centre ``crop_pct`` of the
 short side resized to ``size``; output ``logits`` ``(B, C)`` over ``classes`` (softmax; sigmoid and ``threshold``
-for a multi-label run).
+for a multi-label run). ``shape`` is the input's shape (``"batch"`` first where any batch size goes) and ``run``
+what tells the run it was exported from apart from any other: its folder's ``name``, a digest of its model's
+``weights`` and one of the ``config`` settings that shape the model's inputs and outputs; `with_onnx` refuses the file
+for any other run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import io
 import json
@@ -25,6 +29,7 @@ from torch import nn
 
 from vidseq.errors import STORAGE_FAULTS, ModelError, VidseqError, note_space
 from vidseq.files import hidden_sibling
+from vidseq.models import unwrap
 from vidseq.models.weights import one_line, state_bytes
 from vidseq.runs import Run, load_run
 
@@ -55,13 +60,32 @@ class OnnxExport:
     dynamic_batch: bool = True  # False: the file takes one clip a call
 
 
-def contract(run: Run) -> dict:
+def contract(run: Run, *, dynamic_batch: bool = True) -> dict:
     """The preprocessing contract of `run`'s model, as written into the ONNX file's metadata."""
     c = run.config
     return {"input": "clips", "layout": "B,T,C,H,W", "frames": c.clip.frames, "size": c.clip.size,
+            "shape": ["batch" if dynamic_batch else 1, c.clip.frames, 3, c.clip.size, c.clip.size],
             "sampler": c.clip.sampler, "pad": c.clip.pad, "crop_pct": c.clip.crop_pct, "scale": 1 / 255,
             "mean": list(c.clip.normalize.mean), "std": list(c.clip.normalize.std), "classes": list(c.classes),
-            "multi_label": c.multi_label, "threshold": c.threshold, "model": c.model.get("name")}
+            "multi_label": c.multi_label, "threshold": c.threshold, "model": c.model.get("name"),
+            "run": run_identity(run)}
+
+
+def run_identity(run: Run) -> dict:
+    """What tells `run` apart from every other run: its folder's name, a digest of its model's weights (names,
+    shapes and values; floats as float32, so the dtype they are held in does not count) and one of the settings in
+    its config.json that make its model's inputs and outputs (model, classes, clip, multi_label; not the data it
+    trained on, nor the schedule)."""
+    weights = hashlib.sha256()
+    for name, t in sorted(unwrap(run.model).state_dict().items()):
+        t = t.detach().cpu()
+        t = (t.float() if t.is_floating_point() else t).contiguous()
+        weights.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        weights.update(memoryview(t.numpy()).cast("B"))
+    c = run.config.to_dict()
+    settings = json.dumps({k: c[k] for k in ("model", "classes", "clip", "multi_label")}, sort_keys=True)
+    return {"name": Path(run.path).name, "weights": weights.hexdigest()[:32],
+            "config": hashlib.sha256(settings.encode()).hexdigest()[:32]}
 
 
 def _sample_clips(run: Run, n: int) -> torch.Tensor:
@@ -111,7 +135,7 @@ def export_onnx(run: str | Path | Run, dest: str | Path, *, dynamic_batch: bool 
                                      opset=opset, name=name)
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(contract(run))
+        entry.key, entry.value = METADATA_KEY, json.dumps(contract(run, dynamic_batch=dynamic_batch))
         onnx.save(proto, str(tmp))
         clips = _sample_clips(run, check) if check else None
         diff, same = check_parity(model, tmp, clips) if clips is not None else (0.0, True)
@@ -176,7 +200,17 @@ class OnnxModel(nn.Module):
         if meta is None:
             raise ModelError(path=self.path, reason="has no vidseq contract in its metadata; export it with "
                              "'vidseq export RUN FILE --format onnx'")
-        self.contract = json.loads(meta)
+        try:
+            self.contract = json.loads(meta)
+        except ValueError:
+            self.contract = None
+        if not isinstance(self.contract, dict):
+            raise ModelError(path=self.path, reason="has a damaged vidseq contract in its metadata; export it again "
+                             "with 'vidseq export RUN FILE --format onnx'")
+
+    def clip_shape(self) -> tuple:
+        """(T, C, H, W) of the clips the graph takes: each an int, or a name where the graph leaves it open."""
+        return tuple(self.session.get_inputs()[0].shape[1:5])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().float().cpu().numpy()
@@ -189,9 +223,42 @@ class OnnxModel(nn.Module):
 
 
 def with_onnx(run: Run, path: str | Path) -> Run:
-    """`run` with its model replaced by ONNX file `path` (whose contract must be the run's)."""
+    """`run` with its model replaced by ONNX file `path`, which must have been exported from `run`: a file from
+    another run (other classes, another clip shape, other weights or settings) is a `ModelError`. A file from before
+    the contract recorded its run is checked as far as it can be (classes, clip shape), with a warning."""
     model = OnnxModel(path)
-    if model.contract.get("classes") != list(run.classes) or model.contract.get("frames") != run.config.clip.frames:
-        raise ModelError(path=model.path, reason=f"was exported from another run (its classes or frames differ from "
-                         f"{run.path}'s)")
+    exported = model.contract.get("run")
+    exported = exported if isinstance(exported, dict) else None
+    redo = f"export this run's model with 'vidseq export {run.path} FILE --format onnx'"
+    problem = _mismatch(model, run, exported)
+    if problem:
+        origin = "another run" if exported is None else f"run {exported.get('name')!r}"
+        raise ModelError(path=model.path, reason=f"was exported from {origin}, not from {run.path} ({problem}); "
+                         f"{redo}")
+    if exported is None:
+        log.warning("%s: exported by an older vidseq, which did not record the run: it fits %s's classes and clips "
+                    "but cannot be checked to be its export; to be sure, %s", model.path, run.path, redo)
     return Run(run.path, run.config, model)
+
+
+def _mismatch(model: OnnxModel, run: Run, exported: dict | None) -> str | None:
+    """What shows that `model` is not an export of `run` (its classes, the clips its graph takes, the run it
+    recorded), or None."""
+    if model.contract.get("classes") != list(run.classes):
+        return "other classes"
+    takes, makes = model.clip_shape(), (run.config.clip.frames, 3, run.config.clip.size, run.config.clip.size)
+    if any(isinstance(a, int) and a != b for a, b in zip(takes, makes)):
+        return f"it takes clips of {_shape(takes)}, the run makes clips of {_shape(makes)}"
+    if exported is not None:
+        ours = run_identity(run)
+        differ = [what for what, key in (("weights", "weights"), ("settings", "config"))
+                  if exported.get(key) != ours[key]]
+        if differ:
+            return f"other {' and '.join(differ)}"
+    return None
+
+
+def _shape(dims: tuple) -> str:
+    """``3 frames of 32 px`` for a clip's (T, C, H, W)."""
+    t, _, h, w = dims
+    return f"{t} frames of {h} px" if h == w else f"{t} frames of {h} x {w} px"

@@ -43,6 +43,8 @@ async def receive_upload(request, dest: BinaryIO, *, max_bytes: int, field: str 
     if kind != b"multipart/form-data" or b"boundary" not in params:
         raise UploadError(415, f"send the video as multipart/form-data with a '{field}' part (curl -F "
                           f"{field}=@video.mp4)")
+    use = f"the video goes in form field '{field}'"
+    example = f"(curl -F {field}=@video.mp4)"
     fields: dict[str, str] = {}
     state = {"header": b"", "value": b"", "headers": {}, "name": "", "file": None, "parts": 0, "size": 0,
              "filename": None, "buf": bytearray()}
@@ -66,6 +68,8 @@ async def receive_upload(request, dest: BinaryIO, *, max_bytes: int, field: str 
     def on_headers_finished():
         name, filename = _disposition(state["headers"].get(b"content-disposition", b""))
         state["name"] = name
+        if name != field and filename is not None:  # curl -F clip=@video.mp4: a file part under another name
+            raise UploadError(400, f"{use}, not {name!r} {example}")
         if name == field:
             if state["filename"] is not None:
                 raise UploadError(400, f"one '{field}' part only")
@@ -80,7 +84,8 @@ async def receive_upload(request, dest: BinaryIO, *, max_bytes: int, field: str 
         else:
             state["buf"] += data[start:end]
             if len(state["buf"]) > MAX_FIELD:
-                raise UploadError(400, f"form field {state['name']!r} is longer than {MAX_FIELD} bytes")
+                raise UploadError(400, f"form field {state['name']!r} is longer than {MAX_FIELD} bytes; {use} "
+                                  f"{example}")
 
     def on_part_end():
         if not state["file"]:
@@ -108,6 +113,5 @@ async def receive_upload(request, dest: BinaryIO, *, max_bytes: int, field: str 
     except Exception as e:  # noqa: BLE001 - python-multipart's parse errors and a client that went away
         raise UploadError(400, f"the form could not be read ({type(e).__name__}: {e})") from None
     if state["filename"] is None:
-        raise UploadError(400, f"no '{field}' part: send the video as the form's '{field}' (curl -F "
-                          f"{field}=@video.mp4)")
+        raise UploadError(400, f"no '{field}' part: {use} {example}")
     return fields, state["filename"], state["size"]
