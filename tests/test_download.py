@@ -128,6 +128,7 @@ def test_no_network_gives_one_line_with_url_and_manual_path(tmp_path):
     msg = str(e.value)
     assert url in msg and str(tmp_path / "archive" / "UCF101.rar") in msg and "by hand" in msg
     assert "\n" not in msg
+    assert list((tmp_path / "archive").iterdir()) == []  # before: an empty UCF101.rar.part
 
 
 def test_progress_reports_rate_and_size(server, tmp_path):

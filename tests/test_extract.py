@@ -315,12 +315,15 @@ def test_dead_and_hanging_workers_are_recorded_and_the_run_goes_on(tmp_path):
 # ----------------------------------------------------------------------------------- other sources, inputs
 
 
-def test_single_video_and_split_lists(tiny_synth, tmp_path):
+def test_single_video_and_split_lists(tiny_synth, tmp_path, capsys):
     tiny_synth = Path(shutil.copytree(tiny_synth, tmp_path / "synth"))  # HMDB lists go into a copy of the shared set
     video = tiny_synth / "videos" / "MoveLeft" / "v_MoveLeft_g01_c01.avi"
-    s = extract_dataset(video, tmp_path / "one", workers=1)
-    assert s.done == 1 and len(frame_files(tmp_path / "one" / "v_MoveLeft_g01_c01")) == 8
-    assert manifest_rows(s.manifest)["v_MoveLeft_g01_c01.avi"]["label"] == "MoveLeft"
+    assert main(["extract", str(video), str(tmp_path / "one"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "extracted 1 video, skipped 0 complete" in out
+    assert f"frames: {tmp_path / 'one'}/v_MoveLeft_g01_c01/<i>.jpg;" in out  # before: one/<Class>/<video>/...
+    assert len(frame_files(tmp_path / "one" / "v_MoveLeft_g01_c01")) == 8
+    assert manifest_rows(tmp_path / "one" / "manifest.csv")["v_MoveLeft_g01_c01.avi"]["label"] == "MoveLeft"
 
     hmdb = tiny_synth / "videos" / "testTrainMulti_7030_splits"
     hmdb.mkdir(exist_ok=True)

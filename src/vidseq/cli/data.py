@@ -254,7 +254,8 @@ def extract(
         raise VidseqError("give SRC and DEST (or {segments} and DEST)", params={"segments": "ANNOTATIONS"})
     s = extract_dataset(src, dest, size=size, quality=quality, workers=workers, shard=part, overwrite=overwrite,
                         timeout=timeout, progress=True)
-    _report(s, part, "extracted", f"frames: {s.dest}/<Class>/<video>/<i>.jpg")
+    layout = f"{s.dest}/{src.stem}/<i>.jpg" if src.is_file() else f"{s.dest}/<Class>/<video>/<i>.jpg"
+    _report(s, part, "extracted", f"frames: {layout}")
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -271,7 +272,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def _report(s, part: tuple[int, int] | None, verb: str, layout: str) -> None:
     """The summary of an extract or transcode run; exit 1 when DEST has nothing to use."""
     fresh = s.done + s.partial
-    typer.echo(f"{verb} {fresh} videos" + (f" ({s.partial} partial)" if s.partial else "")
+    typer.echo(f"{verb} {fresh} video{'s' * (fresh != 1)}" + (f" ({s.partial} partial)" if s.partial else "")
                + f", skipped {s.skipped} complete, {s.failed} failed"
                + (f" of {s.videos} in shard {part[0]}/{part[1]}" if part else f" of {s.videos}")
                + f"; {s.frames:,} frames in {s.seconds:.1f} s ({s.frames_per_second:,.0f} frames/s)")
@@ -315,4 +316,5 @@ def transcode(
     part = _shard(shard)
     s = transcode_dataset(src, dest, size=size, gop=gop, quality=quality, codec=codec, workers=workers, shard=part,
                           overwrite=overwrite, timeout=timeout, progress=True)
-    _report(s, part, "transcoded", f"videos: {s.dest}/<Class>/<video>.mp4")
+    _report(s, part, "transcoded", f"videos: {s.dest}/{src.stem}.mp4" if src.is_file() else
+            f"videos: {s.dest}/<Class>/<video>.mp4")

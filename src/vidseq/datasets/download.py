@@ -90,10 +90,15 @@ def download(url: str, folder: str | Path, *, filename: str | None = None, progr
                 fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 raise DownloadError(f"{part} is being written by another download; wait for it to finish") from None
-        for _attempt in range(2):  # a second attempt only when the partial file has to be dropped
-            restart = _fetch(url, out, part, final, hint, progress=progress, timeout=timeout, stream=stream)
-            if not restart:
-                break
+        try:
+            for _attempt in range(2):  # a second attempt only when the partial file has to be dropped
+                restart = _fetch(url, out, part, final, hint, progress=progress, timeout=timeout, stream=stream)
+                if not restart:
+                    break
+        except BaseException:
+            if out.tell() == 0:  # nothing arrived: no .part to resume from, none left behind
+                part.unlink(missing_ok=True)
+            raise
     os.replace(part, final)
     return final
 
