@@ -62,7 +62,11 @@ def test_evaluate_prints_metrics_and_writes_report(trained, capsys):
     assert len(out["confusion"]) == 2 and sum(map(sum, out["confusion"])) == 28
     html = (trained / "report.html").read_text()
     assert "Confusion matrix" in html and "data:image/png;base64," in html
+    assert "top-5" not in html  # two classes: a top-5 of 100 % says nothing
     assert (trained / "confusion.png").is_file() and (trained / "per_class.csv").is_file()
+    assert main(["evaluate", str(trained), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "top-1" in out and "top-5" not in out
 
 
 def test_predict_reads_videos_and_survives_a_bad_file(trained, data, tmp_path, capsys):

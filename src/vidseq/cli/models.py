@@ -136,7 +136,8 @@ def evaluate(
         _print_table([{**r, "ap": _pct(r["ap"]) if r["videos"] else "-"} for r in ev.per_class()],
                      ["class", "videos", "predicted", "ap"])
     else:
-        typer.echo(f"  video-level ({ev.views}): top-1 {_pct(s['top1'])}   top-5 {_pct(s['top5'])}   mean class "
+        top5 = f"   top-5 {_pct(s['top5'])}" if len(ev.classes) > 5 else ""  # else every video is in its top 5
+        typer.echo(f"  video-level ({ev.views}): top-1 {_pct(s['top1'])}{top5}   mean class "
                    f"accuracy {_pct(s['mean_class_accuracy'])}")
         typer.echo(f"  clip-level (one view): top-1 {_pct(s['clip_top1'])}")
         _print_table([{**r, "accuracy": _pct(r["accuracy"]) if r["videos"] else "-"} for r in ev.per_class()],

@@ -150,8 +150,9 @@ def _headline(ev: Evaluation | MultiLabelEvaluation) -> list[str]:
         return [f"<p class='big'>video-level ({ev.views}): mAP <b>{s['mAP']:.1%}</b> &middot; exact match at the "
                 f"threshold {s['threshold']:.3f} <b>{s['exact_match']:.1%}</b></p>",
                 f"<p class='big'>clip-level (one view, as in the training log): mAP <b>{s['clip_mAP']:.1%}</b></p>"]
-    return [f"<p class='big'>video-level ({ev.views}): top-1 <b>{s['top1']:.1%}</b> &middot; top-5 "
-            f"<b>{s['top5']:.1%}</b> &middot; mean class accuracy <b>{s['mean_class_accuracy']:.1%}</b></p>",
+    top5 = f" &middot; top-5 <b>{s['top5']:.1%}</b>" if len(ev.classes) > 5 else ""  # 5 classes: always 100 %
+    return [f"<p class='big'>video-level ({ev.views}): top-1 <b>{s['top1']:.1%}</b>{top5} &middot; mean class "
+            f"accuracy <b>{s['mean_class_accuracy']:.1%}</b></p>",
             f"<p class='big'>clip-level (one view, as in the training log): top-1 <b>{s['clip_top1']:.1%}</b></p>"]
 
 
