@@ -186,24 +186,33 @@ def test_training_onto_a_full_disk_is_one_line_with_the_weights_size_and_no_weig
     assert not (disk / "run" / "model.safetensors").exists()
 
 
-def test_evaluating_and_exporting_onto_a_full_disk_leave_no_half_written_file(tiny_run, tmpfs, capsys):
-    run = tiny_run
-    disk = tmpfs(64 * 1024)
+def test_evaluating_and_exporting_onto_a_full_disk_leave_no_half_written_file(tiny_run, tmpfs, tmp_path, capsys):
+    """Then, with room again, the same commands write the bytes of an evaluation and an export on a roomy disk."""
+    copies = []
+    for parent in (tmp_path / "roomy", tmpfs(128 * 1024)):  # the weights twice: 94 MB
+        (parent / "run").mkdir(parents=True)  # one name for both: the report and the export name their run
+        for name in ("config.json", "model.safetensors", "metrics.csv"):
+            shutil.copyfile(tiny_run / name, parent / "run" / name)
+        copies.append(parent)
+    roomy, disk = copies
+    onnx = pytest.importorskip("onnxruntime") is not None
+    assert cli(capsys, "evaluate", roomy / "run")[0] == 0
+    assert not onnx or cli(capsys, "export", roomy / "run", roomy / "model.onnx", "--format", "onnx")[0] == 0
     target = disk / "run"
-    target.mkdir()
-    for name in ("config.json", "model.safetensors", "metrics.csv"):
-        shutil.copyfile(run / name, target / name)
-    fill(disk, 8)
+    filler = fill(disk, 8)
     out = cli(capsys, "evaluate", target)
     full_disk_line(out, target, r"needs about [\d.]+ [KM]B")
     no_leftovers(disk)
     assert not [n for n in ("confusion.png", "per_class.csv", "evaluation.json", "report.html")
                 if (target / n).exists() and (target / n).stat().st_size == 0]  # no empty, half-written report
-    pytest.importorskip("onnxruntime")
     out = cli(capsys, "export", target, disk / "model.onnx", "--format", "onnx")
     full_disk_line(out, disk, r"writing model.onnx; needs about 4\d\.\d MB for the model's weights")
     assert not (disk / "model.onnx").exists()
     no_leftovers(disk)
+    filler.unlink()
+    assert cli(capsys, "evaluate", target)[0] == 0
+    assert cli(capsys, "export", target, disk / "model.onnx", "--format", "onnx")[0] == 0
+    assert digests(disk) == digests(roomy)  # every file of the run's report, and the ONNX file
 
 
 def test_exporting_a_hugging_face_folder_onto_a_full_disk_is_one_line_and_a_rerun_completes(tmp_path, tmpfs,
