@@ -62,3 +62,24 @@ def test_the_command_line_names_the_flag_where_the_library_names_the_parameter(t
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--no-pretrained" in err[0] and "pretrained=False" not in err[0], err
+
+
+def test_a_write_into_a_folder_removed_meanwhile_is_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import vidseq.datasets
+    from vidseq.cli import main
+    from vidseq.errors import vanished
+
+    gone = tmp_path / "out"
+    fault = FileNotFoundError(errno.ENOENT, "No such file or directory", str(gone / "sub" / "report.html"))
+    assert vanished(fault) == (f"{gone}: disappeared while vidseq was writing into it; make sure nothing else "
+                               "removes it and run the same command again")  # the topmost folder that is gone
+    assert vanished(FileNotFoundError(errno.ENOENT, "No such file", str(tmp_path / "x"))) is None  # its folder is there
+
+    def remove(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(vidseq.datasets, "summarize", remove)
+    assert main(["info", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"vidseq: error: {vanished(fault)}\n"

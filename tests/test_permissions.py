@@ -109,6 +109,26 @@ def remove_the_destination(path: Path) -> None:
         shutil.rmtree(Path(os.environ["VIDSEQ_TEST_DEST"]), ignore_errors=True)
 
 
+def test_a_run_folder_removed_while_training_is_one_line(data, tmp_path, monkeypatch, capsys):
+    """Removed between two epochs (by a clean-up script, a user): one line, not a FileNotFoundError traceback."""
+    from vidseq.train.callbacks import RunCheckpoint
+
+    videos, _ = data
+    run = tmp_path / "run"
+    save = RunCheckpoint._save
+
+    def remove_before_the_second(self, done):
+        if done == 2:
+            shutil.rmtree(self.run)
+        return save(self, done)
+
+    monkeypatch.setattr(RunCheckpoint, "_save", remove_before_the_second)
+    assert main(["train", str(videos), *TINY_TRAIN, "--epochs", "2", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1:] == [
+        f"vidseq: error: {run}: disappeared while training (at epoch 2); make sure nothing else removes it and train "
+        "again: what it held is gone"]
+
+
 def test_a_destination_removed_mid_run_is_one_line_and_a_rerun_redoes_it(data, tmp_path, monkeypatch):
     videos, _ = data
     reference, dest = tmp_path / "reference", tmp_path / "frames"

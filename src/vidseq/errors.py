@@ -121,6 +121,20 @@ def storage_fault(e: OSError) -> str | None:
     return f"{path.parent}: {what} (writing {name}{_space(e, path.parent)}); {todo.format(folder=path.parent)}"
 
 
+def vanished(e: OSError) -> str | None:
+    """One line for a write into a folder that was removed while vidseq ran (ENOENT, the file's folder gone),
+    naming the topmost folder that is gone; None for other errors."""
+    if e.errno != errno.ENOENT or not e.filename:
+        return None
+    folder = Path(os.fsdecode(e.filename)).parent
+    if folder.exists():
+        return None
+    while not folder.parent.exists() and folder.parent != folder:
+        folder = folder.parent
+    return (f"{folder}: disappeared while vidseq was writing into it; make sure nothing else removes it and run the "
+            "same command again")
+
+
 def note_space(e: OSError, *, needed: int | None = None, written: int | None = None, what: str = "") -> OSError:
     """Tell `storage_fault` how much space a full disk would have taken: `needed` bytes still to write (for `what`,
     e.g. "the 12 videos left"), or where that is unknown, the `written` bytes of the failed file that fitted.

@@ -18,7 +18,7 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exc
 
-from vidseq.errors import DataWarning, VidseqError, storage_fault
+from vidseq.errors import DataWarning, VidseqError, storage_fault, vanished
 
 app = typer.Typer(
     name="vidseq",
@@ -210,7 +210,7 @@ def _main(args: list[str]) -> int:
         typer.echo(f"vidseq: error: {one_line(e.render(flag))}", err=True)
         return 2
     except OSError as e:  # the storage itself (full, read-only, not permitted): one line, not a traceback
-        line = storage_fault(e)
+        line = storage_fault(e) or vanished(e)
         if line is None:
             raise
         typer.echo(f"vidseq: error: {one_line(line)}", err=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastai.callback.core import Callback
 
+from vidseq.errors import VidseqError
 from vidseq.files import atomic_path, atomic_write_text
 from vidseq.progress import Progress
 from vidseq.runs import CHECKPOINT, METRICS, WEIGHTS, append_metrics, save_optimizer, save_weights
@@ -80,6 +81,15 @@ class RunCheckpoint(Callback):
         if self._skipped or not self.rank0:
             return
         done = self.epoch_offset + self.epoch + 1
+        try:
+            self._save(done)
+        except FileNotFoundError:
+            if self.run.is_dir():
+                raise
+            raise VidseqError(path=self.run, reason=f"disappeared while training (at epoch {done}); make sure nothing "
+                              "else removes it and train again: what it held is gone") from None
+
+    def _save(self, done: int) -> None:
         ck = self.run / CHECKPOINT
         ck.mkdir(exist_ok=True)
         save_weights(self.learn.model, ck / WEIGHTS)
