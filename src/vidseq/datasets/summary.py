@@ -74,20 +74,22 @@ def _official_summary(root: Path, mode: str, number: int) -> dict | None:
         keys.append(item_key(path.parent.name, path))
         group = group_of(path)
         groups.append(group_ids.setdefault(group, len(group_ids)) if group else -1)
-    if not all(kinds) and any(kinds) and len(labels) > 1 and not any(LABEL_SEP in c for c in labels):
-        match = match_official(np.frombuffer(keys, np.int64), lists, lists.splits[0] if mode == "auto" else number,
-                               keep=KEEP_MISSING)
-        if len(match.chosen):
-            names = list(group_ids)
-            tally = Tally(KEEP_MISSING)
-            for i in match.chosen:
-                tally.add(match.labels[match.label[i]], names[groups[i]] if groups[i] >= 0 else None,
-                          bool(match.side[i] == TEST))
-            tally.missing, tally.missing_entries = match.missing, match.missing_entries
-            return _finish(root, tally, f"official:{match.number}", kind="frames" if kinds[1] else "video",
-                           classes=match.classes, multi_label=False, lists=lists.folder, unlisted=match.unlisted,
-                           warnings=match.warnings())
-    return None
+    one_kind = any(kinds) and not all(kinds)
+    if not one_kind or len(labels) < 2 or any(LABEL_SEP in c for c in labels):
+        return None
+    match = match_official(np.frombuffer(keys, np.int64), lists, lists.splits[0] if mode == "auto" else number,
+                           keep=KEEP_MISSING)
+    if not len(match.chosen):
+        return None
+    names = list(group_ids)
+    tally = Tally(KEEP_MISSING)
+    for i in match.chosen:
+        tally.add(match.labels[match.label[i]], names[groups[i]] if groups[i] >= 0 else None,
+                  bool(match.side[i] == TEST))
+    tally.missing, tally.missing_entries = match.missing, match.missing_entries
+    return _finish(root, tally, f"official:{match.number}", kind="frames" if kinds[1] else "video",
+                   classes=match.classes, multi_label=False, lists=lists.folder, unlisted=match.unlisted,
+                   warnings=match.warnings())
 
 
 def _finish(root: Path, tally: Tally, mode: str, *, classes: list[str], warnings: Sequence[str] = (),
@@ -97,6 +99,8 @@ def _finish(root: Path, tally: Tally, mode: str, *, classes: list[str], warnings
     warnings = [*warnings, *leak_warnings(mode, tally.leaked_groups, len(tally.group_sides)),
                 *tally.class_warnings(mode)]
     return tally.summary(root=root, split=mode, classes=classes, warnings=warnings, **fields)
+
+
 def format_summary(s: dict, *, max_missing: int = 5) -> str:
     """The text that ``vidseq info`` prints for :meth:`ItemSet.summary`."""
     c = s["counts"]
