@@ -118,3 +118,18 @@ def test_cache_command_counts_only_the_datasets_items_in_a_shared_cache(tmp_path
     capsys.readouterr()
     assert main(["cache", str(tmp_path / "two.csv"), str(tmp_path / "c"), *args]) == 0
     assert "cached 2 of 2 items (8 frames" in capsys.readouterr().out
+
+
+def test_the_demo_runs_again_in_its_folder(tmp_path, monkeypatch):
+    """`make demo` twice: the second redoes its runs (overwrite) on the same data, not a refusal."""
+    from vidseq.datasets.synth import PRESETS
+    from vidseq.demo import run_demo
+    from vidseq.runs import read_metrics
+
+    monkeypatch.setitem(PRESETS, "demo", PRESETS["tiny"])  # CPU-test sized
+    lines = []
+    for _ in range(2):
+        rows = run_demo(tmp_path / "demo", epochs=1, models=["frame_avg"], frames=2, size=32, log=lines.append)
+        assert [r["model"] for r in rows] == ["frame_avg"]
+    assert sorted(p.name for p in (tmp_path / "demo" / "runs").glob("[!.]*")) == ["frame_avg"]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "demo" / "runs" / "frame_avg")] == ["1"]

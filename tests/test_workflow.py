@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,8 @@ import torch
 from vidseq.cli import main
 from vidseq.datasets.synth import SynthConfig, make_synth
 from vidseq.errors import ModelError
-from vidseq.runs import load_optimizer, load_run, save_optimizer, save_weights
-from vidseq.train import RunCheckpoint, TrainConfig, adamw, train
+from vidseq.runs import load_optimizer, load_run, read_metrics, save_optimizer, save_weights
+from vidseq.train import RunCheckpoint, TrainConfig, adamw, run_folder, train
 
 TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--size", "32", "--frames", "3",
          "--bs", "4", "--workers", "0"]
@@ -220,6 +221,7 @@ def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
     ["train", "{data}/videos", "--device", "cuda:7", *TRAIN],
     ["train", "{data}/videos", "--workers", "-1", *TRAIN[:-2]],
     ["train", "{data}/videos", "--resume", *TRAIN],
+    ["train", "{data}/videos", "--resume", "--overwrite", *TRAIN],
     ["train", "{data}/videos", "--device", "meta", *TRAIN],
     ["train", "{data}/videos", "--lr", "inf", *TRAIN],
     ["evaluate", "{tmp}", "--bs", "0"],
@@ -333,8 +335,47 @@ def test_a_new_training_run_removes_the_old_runs_evaluation(trained, data, tmp_p
     run = tmp_path / "again"
     shutil.copytree(trained, run)
     (run / "report.html").write_text("an old report")
-    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run), "--overwrite"]) == 0
     assert not (run / "report.html").exists()
+
+
+def _tree(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_training_into_a_folder_that_holds_a_run_is_refused_and_overwrite_replaces_it(trained, data, tmp_path,
+                                                                                     capsys):
+    import shutil
+
+    run = tmp_path / "done"
+    shutil.copytree(trained, run)
+    before = _tree(run)
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"vidseq: error: {run}: holds a finished run (frame_avg, 1 epoch); "
+                                                    "replace it with --overwrite, or give another --out DIR"]
+    assert _tree(run) == before
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run), "--overwrite"]) == 0
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2"]  # the new run's, not the old one's
+
+
+def test_training_a_model_again_without_out_goes_into_the_next_free_folder(trained, data, tmp_path, monkeypatch,
+                                                                           capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(trained, tmp_path / "runs" / "frame_avg")
+    (tmp_path / "runs" / "frame_avg-2").mkdir()  # a folder that holds no run is free
+    before = _tree(tmp_path / "runs" / "frame_avg")
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "vidseq: runs/frame_avg holds a run already; training into runs/frame_avg-2" in err.splitlines()
+    assert "run: runs/frame_avg-2" in out.splitlines()
+    assert _tree(tmp_path / "runs" / "frame_avg") == before
+    assert (tmp_path / "runs" / "frame_avg-2" / "config.json").is_file()
+    assert run_folder(TrainConfig(data="", model="frame_avg")) == Path("runs/frame_avg-3")
+    assert run_folder(TrainConfig(data="", model="frame_avg", resume=True)) == Path("runs/frame_avg")
 
 
 def test_resume_refuses_any_setting_given_that_is_not_the_runs_and_a_finished_run(data, tmp_path, monkeypatch,
@@ -350,6 +391,10 @@ def test_resume_refuses_any_setting_given_that_is_not_the_runs_and_a_finished_ru
     assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 130
     monkeypatch.setattr(RunCheckpoint, "after_epoch", original)
     capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"vidseq: error: {run}: holds a run (frame_avg, 1 of 2 epochs done); continue it with --resume, replace it "
+        "with --overwrite, or give another --out DIR"]
     for given in (["--size", "64"], ["--bs", "32"], ["--epochs", "5"], ["--pretrained"]):  # 64, 32: the defaults
         assert main(["train", str(data / "videos"), "--out", str(run), "--resume", *given]) == 2
         assert "cannot resume with other settings than the run's" in capsys.readouterr().err
@@ -368,7 +413,7 @@ def test_a_training_run_that_cannot_start_leaves_the_old_run_as_it_was(trained, 
     (run / "report.html").write_text("the old report")
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     for args in (["/no/such/data", *TRAIN], [str(data / "videos"), *TRAIN, "-o", "head_dropout=abc"]):
-        assert main(["train", *args, "--out", str(run)]) == 2
+        assert main(["train", *args, "--out", str(run), "--overwrite"]) == 2
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 

@@ -38,8 +38,11 @@ def train(
     cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
     = False,
     compile: Annotated[bool, typer.Option(help="Wrap the model in torch.compile.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL, or runs/MODEL-2, -3, ... when "
+                                                  "that holds a run).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last completed epoch.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run the run folder holds (without it, "
+                                            "a folder holding a run is refused).")] = False,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: they swap left/right motion).")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     gpus: Annotated[int, typer.Option(min=1, help="Train on N GPUs: starts torchrun with one process per GPU.")]
@@ -53,7 +56,12 @@ def train(
     log: Annotated[str | None, typer.Option(help="Track the run in tensorboard (event files in RUN/tensorboard) "
                                                  "or wandb (offline unless logged in).")] = None,
 ) -> None:
-    """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png)."""
+    """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png).
+
+    A run folder that holds a run is not trained into again without --resume (continue it) or --overwrite
+    (replace it)."""
+    import dataclasses
+
     from vidseq.train import TrainConfig
     from vidseq.train import train as train_run
 
@@ -74,20 +82,22 @@ def train(
     cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
                       epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
                       pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
-                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs,
-                      decode_device=decode_device, log=log,
+                      resume=resume, overwrite=overwrite, flip=flip, seed=seed, device=device, sync_bn=sync_bn,
+                      model_kwargs=model_kwargs, decode_device=decode_device, log=log,
                       given=frozenset(name for name in ctx.params if _given(ctx, name)))
+    from vidseq.train.distributed import is_rank0
+    from vidseq.train.folder import run_folder
+
+    run = out
+    if is_rank0():  # the folder chosen now (runs/MODEL-2 when runs/MODEL holds a run), for the resume hint
+        run = run_folder(cfg)
+        cfg = dataclasses.replace(cfg, out=str(run))
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
-        from vidseq.train.learner import default_run_folder
-
-        run = out or default_run_folder(model)
-        if (Path(run) / "checkpoint" / "state.json").is_file():  # an epoch was completed: something to resume
+        if run is not None and (run / "checkpoint" / "state.json").is_file():  # an epoch was completed: resumable
             _INTERRUPTED[0] = f"vidseq: interrupted; continue with: vidseq train {data} --out {run} --resume"
         raise
-    from vidseq.train.distributed import is_rank0
-
     if is_rank0():
         m = result.metrics
         typer.echo(f"run: {result.run}")

@@ -29,7 +29,8 @@ class TrainConfig:
     workers: int | None = None
     cache: bool = False
     compile: bool = False
-    resume: bool = False
+    resume: bool = False  # continue the interrupted run in `out`
+    overwrite: bool = False  # replace the run `out` holds (else a folder holding a run is refused)
     augment: bool = True
     flip: bool = False
     freeze_epochs: int | None = None

@@ -48,7 +48,16 @@ from vidseq.runs import (
 from vidseq.scores import best_threshold
 from vidseq.train.callbacks import LogProgress, RunCheckpoint
 from vidseq.train.config import TrainConfig, TrainResult
-from vidseq.train.distributed import is_rank0, on_rank0, rank0_first, rank_info, setup, sync_batchnorm
+from vidseq.train.distributed import (
+    broadcast_object,
+    is_rank0,
+    on_rank0,
+    rank0_first,
+    rank_info,
+    setup,
+    sync_batchnorm,
+)
+from vidseq.train.folder import run_folder
 from vidseq.train.optim import adamw, pick_device, resolve_precision, task_for
 from vidseq.train.resume import resume_state, resumed_config
 from vidseq.train.tracking import check_tracker, log_summary, tracking_callbacks
@@ -89,12 +98,6 @@ def loader_workers(workers: int | None, device: torch.device) -> int:
     return 0 if cores <= 4 else cores // 4
 
 
-def default_run_folder(model: str) -> Path:
-    """runs/MODEL; for a family's model (hf:org/name or hf:path/to/folder) runs/hf-name."""
-    prefix, sep, ref = model.partition(":")
-    return Path("runs") / (f"{prefix}-{Path(ref.rstrip('/')).name}" if sep else model)
-
-
 def native_clip(cfg: TrainConfig, recipe: Recipe) -> TrainConfig:
     """`cfg` with the clip shape a model was made for (a checkpoint's frames and size) where not given."""
     native = {k: v for k, v in (("frames", recipe.frames), ("size", recipe.size)) if v and not cfg.is_given(k)}
@@ -118,16 +121,19 @@ def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[s
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable. A second training into
-    the same run folder while one runs refuses in one line."""
-    run = Path(cfg.out) if cfg.out else default_run_folder(cfg.model)
-    with exclusive(run, what="training") if is_rank0() else contextlib.nullcontext():
-        return _train(cfg)
+    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable. The folder is `cfg.out`,
+    or runs/MODEL (runs/MODEL-2, ... when that holds a run); a `cfg.out` that holds a run is refused in one line
+    unless `cfg.resume` or `cfg.overwrite` (see `vidseq.train.folder`). A second training into the same run folder
+    while one runs refuses in one line."""
+    if not is_rank0():  # the folder is rank 0's choice, broadcast once the processes are joined
+        return _train(cfg, None)
+    run = run_folder(cfg)
+    with exclusive(run, what="training"):
+        return _train(cfg, run)
 
 
-def _train(cfg: TrainConfig) -> TrainResult:
+def _train(cfg: TrainConfig, run: Path | None) -> TrainResult:
     from fastai.torch_core import set_seed
-
 
     if not is_model(cfg.model):
         model_recipe(cfg.model)  # the registry's one line: unknown, or an optional model not installed
@@ -142,7 +148,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     precision = resolve_precision(cfg.precision, device)
     if isinstance(cfg.lr, float) and not 0 < cfg.lr < math.inf:
         raise VidseqError(f"learning rate must be positive, got {cfg.lr}")
-    run = Path(cfg.out) if cfg.out else default_run_folder(cfg.model)
+    run = broadcast_object(run) or run_folder(cfg)  # the last: a rank of its own without a process group
     if cfg.resume:
         saved, done = resume_state(run)
         cfg = resumed_config(cfg, saved)
@@ -182,7 +188,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                              backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
     if is_rank0():  # only now: a run that cannot start (bad data or option, no weights) changes no folder
         output_folder(run, what="run folder")
-        if saved is None and (run / CONFIG).is_file():  # a new run over an old one: its results would stay
+        if saved is None and (run / CONFIG).is_file():  # a new run over an old one (overwrite): its results would stay
             shutil.rmtree(run / CHECKPOINT, ignore_errors=True)
             for stale in (METRICS, *EVALUATION_FILES):
                 (run / stale).unlink(missing_ok=True)
