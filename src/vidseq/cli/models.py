@@ -37,6 +37,9 @@ def train(
                                                             "core).")] = None,
     cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
     = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Load clips from this cache, built by 'vidseq cache DATA "
+                                                        "DEST' (items it lacks are decoded from their files).")]
+    = None,
     compile: Annotated[bool, typer.Option(help="Wrap the model in torch.compile.")] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL, or runs/MODEL-2, -3, ... when "
                                                   "that holds a run).")] = None,
@@ -81,7 +84,8 @@ def train(
     model_kwargs = _model_options(option or [])
     cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
                       epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
-                      pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
+                      pretrained=pretrained, backbone=backbone, workers=workers, cache=cache,
+                      cache_dir=str(cache_dir) if cache_dir else None, compile=compile,
                       resume=resume, overwrite=overwrite, flip=flip, seed=seed, device=device, sync_bn=sync_bn,
                       model_kwargs=model_kwargs, decode_device=decode_device, log=log,
                       given=frozenset(name for name in ctx.params if _given(ctx, name)))

@@ -27,7 +27,8 @@ class TrainConfig:
     pretrained: bool = True
     backbone: str | None = None
     workers: int | None = None
-    cache: bool = False
+    cache: bool = False  # build a clip cache in the run folder
+    cache_dir: str | None = None  # or load clips from this one, built by `vidseq cache` (build_cache)
     compile: bool = False
     resume: bool = False  # continue the interrupted run in `out`
     overwrite: bool = False  # replace the run `out` holds (else a folder holding a run is refused)

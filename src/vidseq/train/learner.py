@@ -22,7 +22,7 @@ import torch
 from fastai.learner import Learner
 from fastprogress.fastprogress import IN_NOTEBOOK
 
-from vidseq.clips import build_cache, dataloaders_from_items, default_workers
+from vidseq.clips import ClipCache, build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
 from vidseq.errors import DatasetError, VidseqError, warn_data
 from vidseq.files import exclusive, output_folder, save_figure
@@ -72,7 +72,9 @@ def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: P
 
     verbose = cfg.verbose and is_rank0()
     cache = None
-    if cfg.cache:
+    if cfg.cache_dir is not None:
+        cache = Path(cfg.cache_dir)  # checked by `existing_cache` before the run folder changed
+    elif cfg.cache:
         cache_dir = Path(run or ".") / "cache"
         cache = rank0_first(lambda: build_cache([it.path for it in itemset.items], cache_dir,
                                                 labels=[it.label for it in itemset.items],
@@ -81,6 +83,30 @@ def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: P
                                   augment=cfg.augment, flip=cfg.flip, workers=loader_workers(cfg.workers, device),
                                   device=device, seed=cfg.seed, cache=cache, verbose=verbose,
                                   normalize=recipe.stats, crop_pct=recipe.crop_pct, decode_device=cfg.decode_device)
+
+
+def existing_cache(folder: str | Path, itemset, *, size: int, verbose: bool = True) -> Path:
+    """Cache folder `folder` (built by `build_cache`, ``vidseq cache``) for the items of `itemset`: it must hold some
+    of them (a cache is keyed by the items' absolute paths); those it lacks are decoded from their files, and said
+    so, as is a cache of frames smaller than the training `size`."""
+    try:
+        cache = ClipCache(folder)  # one line when it is not a cache
+    except (ValueError, KeyError, TypeError) as e:  # a damaged index.json
+        raise DatasetError(path=folder, reason=f"not a readable clip cache ({e}); build it again with 'vidseq "
+                           "cache'") from None
+    paths = [it.path for it in itemset.items]
+    held = sum(p in cache for p in paths)
+    if not held:
+        raise DatasetError(path=folder, reason=f"holds none of the {len(paths)} items of {itemset.root} (a cache is "
+                           "keyed by the items' absolute paths); build one for this data with 'vidseq cache DATA "
+                           "DEST'")
+    if verbose:
+        log.info("clips of %d of %d items from the cache %s%s", held, len(paths), folder,
+                 f"; the other {len(paths) - held} are decoded from their files" if held < len(paths) else "")
+        if cache.size < size:
+            warn_data(f"{folder}: its frames are {cache.size} px, smaller than the training size {size}: clips are "
+                      f"scaled up; build it with --size {round(size * 1.15)} for sharp clips")
+    return Path(folder)
 
 
 def loader_workers(workers: int | None, device: torch.device) -> int:
@@ -148,6 +174,9 @@ def _train(cfg: TrainConfig, run: Path | None) -> TrainResult:
     precision = resolve_precision(cfg.precision, device)
     if isinstance(cfg.lr, float) and not 0 < cfg.lr < math.inf:
         raise VidseqError(f"learning rate must be positive, got {cfg.lr}")
+    if cfg.cache and cfg.cache_dir is not None:
+        raise VidseqError("choose {cache} (build a cache in the run folder) or {cache_dir} (load clips from one "
+                          "built by 'vidseq cache'), not both", params={"cache": True, "cache_dir": "DEST"})
     run = broadcast_object(run) or run_folder(cfg)  # the last: a rank of its own without a process group
     if cfg.resume:
         saved, done = resume_state(run)
@@ -164,6 +193,8 @@ def _train(cfg: TrainConfig, run: Path | None) -> TrainResult:
     if cfg.verbose and is_rank0():
         for w in itemset.warnings:
             warn_data(w)
+    if cfg.cache_dir is not None:
+        existing_cache(cfg.cache_dir, itemset, size=cfg.size, verbose=cfg.verbose and is_rank0())
 
     base = model_recipe(cfg.model)
     from_scratch = not cfg.pretrained
