@@ -133,3 +133,16 @@ def test_the_demo_runs_again_in_its_folder(tmp_path, monkeypatch):
         assert [r["model"] for r in rows] == ["frame_avg"]
     assert sorted(p.name for p in (tmp_path / "demo" / "runs").glob("[!.]*")) == ["frame_avg"]
     assert [r["epoch"] for r in read_metrics(tmp_path / "demo" / "runs" / "frame_avg")] == ["1"]
+
+
+def test_train_help_says_where_frames_and_size_come_from_and_lists_every_split(capsys):
+    from vidseq.datasets.load import SPLIT_MODES
+
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    frames = text[text.index("--frames"):text.index("--bs ")]
+    assert "[default: 5]" not in frames and "[default: 64]" not in frames
+    assert "r3d_18" in frames and "swin3d_*" in frames and "hf:..." in frames and "checkpoint's" in frames
+    split = text[text.index("--split"):text.index("--valid-pct")]
+    assert all(mode in split for mode in SPLIT_MODES), split
+    assert "--valid-pct <float> Share of each class for validation (group/random splits). [default: 0.2]" in text

@@ -451,3 +451,22 @@ def test_run_config_is_typed_round_trips_and_refuses_a_newer_format(trained):
         RunConfig.from_dict({**doc, "format": FORMAT + 1})
     with pytest.raises(ModelError, match="missing 'clip'"):
         RunConfig.from_dict({k: v for k, v in doc.items() if k != "clip"})
+
+
+def test_valid_pct_sets_the_share_a_group_split_validates_on_and_the_run_keeps_it(data, tmp_path):
+    from vidseq.datasets import load_items
+    from vidseq.errors import VidseqError
+    from vidseq.evaluate import evaluate_run
+    from vidseq.runs import read_config
+    from vidseq.train import resumed_config
+
+    run = tmp_path / "half"
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--split", "group", "--valid-pct", "0.5",
+                 "--out", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())["data"]
+    half = load_items(data / "videos", split="group", valid_pct=0.5).valid_items()
+    assert saved["split"] == "group" and saved["valid_pct"] == 0.5
+    assert saved["valid"] == len(half) > len(load_items(data / "videos", split="group").valid_items())
+    assert len(evaluate_run(run, device="cpu").targets) == len(half)  # evaluated on the run's own validation items
+    with pytest.raises(VidseqError, match=r"valid_pct=0.3 \(the run's: 0.5\)"):
+        resumed_config(TrainConfig(data=str(data / "videos"), valid_pct=0.3), read_config(run))

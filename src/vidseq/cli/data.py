@@ -100,7 +100,7 @@ def show(
     size: Annotated[int, typer.Option(min=8, help="Frame size in pixels.")] = 64,
     n: Annotated[int, typer.Option(min=1, help="How many clips to show.")] = 8,
     sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler.")] = "random",
-    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    split: Annotated[str, typer.Option(help="auto, official, official:N, group, random, csv or none.")] = "auto",
     augment: Annotated[bool, typer.Option(help="Show training augmentation.")] = True,
 ) -> None:
     """Save a picture of a training batch (fastai's show_batch): first, middle and last frame of each clip."""

@@ -16,8 +16,13 @@ def train(
     ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="Frames tree, videos tree, dataset name (ucf101, hmdb51) or CSV.")],
     model: Annotated[str, typer.Option(help="Model name (see 'vidseq models').")] = "frame_avg",
-    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
-    size: Annotated[int, typer.Option(min=8, help="Frame size in pixels (square).")] = 64,
+    frames: Annotated[int, typer.Option(min=1, show_default=False, help="Frames per clip (default 5; r3d_18 and "
+                                        "torchvision's other video networks, swin3d_* and hf:... models take their "
+                                        "checkpoint's when not given, e.g. 16 for r3d_18: see 'vidseq models').")]
+    = 5,
+    size: Annotated[int, typer.Option(min=8, show_default=False, help="Frame size in pixels, square (default 64; "
+                                      "those models take their checkpoint's when not given, e.g. 112 for r3d_18).")]
+    = 64,
     bs: Annotated[int, typer.Option(min=1, help="Batch size (per process).")] = 32,
     epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (after the frozen ones); default: the model's "
                                                            "recipe.")] = None,
@@ -26,7 +31,10 @@ def train(
                                                                   "random-key (TSN segments, drawn near "
                                                                   "keyframes: faster from videos), uniform, "
                                                                   "first, stride.")] = "random",
-    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    split: Annotated[str, typer.Option(help="auto, official (split 1), official:N, group, random or csv ('none' "
+                                            "leaves no validation items, which training needs).")] = "auto",
+    valid_pct: Annotated[float, typer.Option(help="Share of each class for validation (group/random splits).")]
+    = 0.2,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32 (CPU always fp32).")] = "auto",
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",
                                              help="Start from ImageNet/Kinetics weights (downloads them).")] = True,
@@ -83,8 +91,8 @@ def train(
                 raise typer.BadParameter(f"expected a number or 'auto', got {lr!r}", param_hint="'--lr'") from None
     model_kwargs = _model_options(option or [])
     cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
-                      epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
-                      pretrained=pretrained, backbone=backbone, workers=workers, cache=cache,
+                      epochs=epochs, lr=lr_value, sampler=sampler, split=split, valid_pct=valid_pct,
+                      precision=precision, pretrained=pretrained, backbone=backbone, workers=workers, cache=cache,
                       cache_dir=str(cache_dir) if cache_dir else None, compile=compile,
                       resume=resume, overwrite=overwrite, flip=flip, seed=seed, device=device, sync_bn=sync_bn,
                       model_kwargs=model_kwargs, decode_device=decode_device, log=log,

@@ -23,6 +23,7 @@ class TrainConfig:
     lr: float | str | None = None  # a float, "auto" (lr_find) or None (the model's recipe)
     sampler: str = DEFAULT_SAMPLER
     split: str = "auto"
+    valid_pct: float = 0.2  # the share of each class a group or random split validates on
     precision: str = "auto"  # auto, bf16, fp16, fp32
     pretrained: bool = True
     backbone: str | None = None

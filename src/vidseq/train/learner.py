@@ -137,7 +137,8 @@ def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[s
     return RunConfig(
         model=unwrap(model).vidseq_config, classes=list(itemset.classes),
         data=DataConfig(source=data_source(cfg.data), root=str(Path(itemset.root).resolve()), kind=itemset.kind,
-                        split=itemset.split, train=len(itemset.train_items()), valid=len(itemset.valid_items())),
+                        split=itemset.split, train=len(itemset.train_items()), valid=len(itemset.valid_items()),
+                        valid_pct=cfg.valid_pct),
         clip=ClipConfig(frames=cfg.frames, size=cfg.size, sampler=cfg.sampler, normalize=recipe["stats"],
                         crop_pct=recipe["crop_pct"]),
         train=TrainSettings(bs=cfg.bs, epochs=recipe["epochs"], freeze_epochs=recipe["freeze_epochs"],
@@ -185,7 +186,7 @@ def _train(cfg: TrainConfig, run: Path | None) -> TrainResult:
         saved, done = None, 0
         cfg = native_clip(cfg, model_recipe(cfg.model))
     set_seed(cfg.seed)
-    itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
+    itemset = load_items(cfg.data, split=cfg.split, valid_pct=cfg.valid_pct, seed=cfg.seed)
     if len(itemset.classes) < 2:
         raise DatasetError(path=cfg.data, reason=f"needs at least two classes, found {len(itemset.classes)}")
     if not itemset.valid_items():
