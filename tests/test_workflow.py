@@ -427,7 +427,7 @@ def test_training_into_a_log_writes_lines_not_progress_bars(data, tmp_path, monk
     assert "\r" not in out and "█" not in out
     lines = out.splitlines()
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "top5", "time"]
-    assert [line.split()[0] for line in lines[1:3]] == ["0", "1"] and lines[3].startswith("run: ")
+    assert [line.split()[0] for line in lines[1:3]] == ["1", "2"] and lines[3].startswith("run: ")  # as metrics.csv
     assert "\r" not in err and "█" not in err
     assert re.search(r"^epoch 1/2 +\d+% +1/\d+ batches +\[\d\d:\d\d<\d\d:\d\d, [\d.]+ batches/s, \d+ clips, "
                      r"[\d,]+ clips/s\]$", err, re.M), err
@@ -470,3 +470,49 @@ def test_valid_pct_sets_the_share_a_group_split_validates_on_and_the_run_keeps_i
     assert len(evaluate_run(run, device="cpu").targets) == len(half)  # evaluated on the run's own validation items
     with pytest.raises(VidseqError, match=r"valid_pct=0.3 \(the run's: 0.5\)"):
         resumed_config(TrainConfig(data=str(data / "videos"), valid_pct=0.3), read_config(run))
+
+
+def _table_epochs(out: str) -> list[str]:
+    """The epoch column of the epoch table's rows in `out` (a terminal's bars before them left out), empty rows
+    ("0  00:00") too."""
+    rows = [line.rsplit("\r", 1)[-1].split() for line in out.splitlines()]
+    return [r[0] for r in rows if len(r) >= 2 and r[0].isdigit()]
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["log", "terminal"])
+def test_a_resumed_runs_epoch_table_shows_the_epochs_it_runs_numbered_as_metrics_csv(data, tmp_path, monkeypatch,
+                                                                                     capsys, terminal):
+    import sys
+
+    if terminal:  # fastai's progress bars and their table, as on a terminal
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    run = tmp_path / "r"
+    original = RunCheckpoint.after_epoch
+
+    def interrupt_after_the_first(self):
+        original(self)
+        if self.epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", interrupt_after_the_first)
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "3", "--out", str(run)]) == 130
+    assert _table_epochs(capsys.readouterr().out) == ["1"]
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", original)
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume"]) == 0
+    assert _table_epochs(capsys.readouterr().out) == ["2", "3"]
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]
+
+
+def test_the_epoch_table_goes_on_counting_from_the_frozen_phase_into_the_main_one(data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",  # no network: random "pretrained" weights
+                        lambda *a, **k: torchvision.models.resnet18().state_dict())
+    run = tmp_path / "tuned"
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *[a for a in TRAIN if a != "--no-pretrained"], "--epochs", "2",
+                 "--out", str(run)]) == 0
+    assert _table_epochs(capsys.readouterr().out) == ["1", "2", "3"]  # one frozen epoch, then two
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]

@@ -46,7 +46,7 @@ from vidseq.runs import (
     write_config,
 )
 from vidseq.scores import best_threshold
-from vidseq.train.callbacks import LogProgress, RunCheckpoint
+from vidseq.train.callbacks import EpochTable, LogProgress, RunCheckpoint
 from vidseq.train.config import TrainConfig, TrainResult
 from vidseq.train.distributed import (
     broadcast_object,
@@ -287,7 +287,7 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
         learn.freeze()
         restore(done)
         learn.fit_one_cycle(fe, slice(lr), pct_start=0.99, start_epoch=done,
-                            cbs=RunCheckpoint(run, epoch_offset=0, phase="frozen", rank0=rank0))
+                            cbs=[RunCheckpoint(run, epoch_offset=0, phase="frozen", rank0=rank0), EpochTable(0)])
         resume = False
     if ep and done < fe + ep:
         phase_done = max(0, done - fe)
@@ -305,7 +305,7 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
         else:
             restore(phase_done)
         learn.fit_one_cycle(ep, lrs, div=div, pct_start=0.3 if fe else 0.25, start_epoch=phase_done,
-                            cbs=RunCheckpoint(run, epoch_offset=fe, phase="main", rank0=rank0))
+                            cbs=[RunCheckpoint(run, epoch_offset=fe, phase="main", rank0=rank0), EpochTable(fe)])
 
 
 def _find_lr(learn: Learner, run: Path, *, freeze: bool) -> float:
