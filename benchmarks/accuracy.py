@@ -70,7 +70,7 @@ def main() -> None:
     for name in args.models:
         run = args.root / "runs" / name
         cmd = ["train", str(args.root / "frames"), "--model", name, "--no-pretrained", "--size", str(args.size),
-               "--frames", str(args.frames), "--out", str(run)] + shlex.split(args.extra)
+               "--frames", str(args.frames), "--out", str(run), "--overwrite"] + shlex.split(args.extra)
         if args.cpu_sized:
             cmd += CPU_SIZED.get(name, [])
         if args.epochs:

@@ -53,7 +53,8 @@ def _train(root: Path, base: SynthConfig) -> Path:
         if not (root / "synth" / "videos").is_dir():
             make_synth(root / "synth", base)
         train(TrainConfig(data=str(root / "synth" / "videos"), model="tsm", backbone="resnet18", pretrained=False,
-                          frames=8, size=32, bs=32, epochs=8, split="official:1", out=str(run), verbose=False))
+                          frames=8, size=32, bs=32, epochs=8, split="official:1", out=str(run), overwrite=True,
+                          verbose=False))
     return run
 
 

@@ -57,7 +57,7 @@ def main() -> None:
             out = root / "runs" / f"{label.split(',')[0].split(' ')[0]}-{sampler}-{seed}"
             cfg = TrainConfig(data=str(data), model="cnn_lstm", backbone="resnet18", pretrained=False, frames=5,
                               size=32, bs=16, epochs=args.epochs, lr=2e-3, sampler=sampler, split="official:1",
-                              seed=seed, out=str(out), workers=args.workers, verbose=False)
+                              seed=seed, out=str(out), overwrite=True, workers=args.workers, verbose=False)
             train(cfg)
             rows = read_metrics(out)
             times = [_minutes(r["time"]) for r in rows[1:]] or [_minutes(rows[0]["time"])]

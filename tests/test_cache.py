@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_TRAIN
+from vidseq.cli import main
 from vidseq.clips import ClipCache, build_cache, get_action_dataloaders
 from vidseq.errors import DatasetError, VidseqError
 
@@ -119,3 +122,57 @@ def test_cache_workers_ignore_ctrl_c_from_their_start():
               "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["True", "True"], out.stderr  # the workers ignore it; this process does not
+
+
+def test_train_loads_clips_from_a_cache_built_by_the_cache_command(tmp_path, monkeypatch, capsys):
+    from vidseq.clips.sources import FileSource
+    from vidseq.datasets.synth import PRESETS, make_synth
+
+    videos = make_synth(tmp_path / "data", PRESETS["tiny"]).root / "videos"
+    assert main(["cache", str(videos), str(tmp_path / "cache"), "--size", "36", "--frames", "8", "--workers", "1"]) == 0
+    decoded = []
+    real_read = FileSource.read
+
+    def read(self, path, indices, **kw):  # the decoder: every clip it is asked for is counted
+        decoded.append(path)
+        return real_read(self, path, indices, **kw)
+
+    monkeypatch.setattr(FileSource, "read", read)
+    capsys.readouterr()
+    train = ["train", str(videos), *TINY_TRAIN, "--out", str(tmp_path / "run")]
+    assert main([*train, "--cache-dir", str(tmp_path / "cache")]) == 0
+    out, err = capsys.readouterr()
+    assert f"vidseq: clips of 16 of 16 items from the cache {tmp_path / 'cache'}" in err.splitlines(), err
+    assert "run: " in out and decoded == []  # every clip (training and validation) came from the cache
+    assert not (tmp_path / "run" / "cache").exists()  # no cache of its own in the run folder
+
+    # a cache of one class only: the other's clips are decoded from their files, and train says so
+    build_cache(sorted((videos / "MoveLeft").glob("*.avi")), tmp_path / "half", size=36, frames=8, workers=1,
+                progress=False)
+    capsys.readouterr()
+    assert main([*train, "--overwrite", "--cache-dir", str(tmp_path / "half")]) == 0
+    err = capsys.readouterr().err
+    assert (f"vidseq: clips of 8 of 16 items from the cache {tmp_path / 'half'}; the other 8 are decoded from their "
+            "files") in err.splitlines(), err
+    assert decoded and all(p.parent.name == "MoveRight" for p in map(Path, decoded))
+
+
+def test_train_from_a_cache_of_other_data_or_no_cache_is_one_line(tmp_path, videos, capsys):
+    build_cache(videos, tmp_path / "cache", size=16, frames=4, workers=1, progress=False)
+    data = tmp_path / "copy"
+    for v in videos:  # the same videos elsewhere: a cache is keyed by absolute path
+        (data / v.parent.name).mkdir(parents=True, exist_ok=True)
+        (data / v.parent.name / v.name).write_bytes(v.read_bytes())
+    train = ["train", str(data), *TINY_TRAIN, "--split", "group", "--out", str(tmp_path / "run")]
+    for cache, expected in ((tmp_path / "cache", f"{tmp_path / 'cache'}: holds none of the 6 items of {data}"),
+                            (tmp_path / "nothing", f"{tmp_path / 'nothing'}: not a clip cache (no index.json)")):
+        capsys.readouterr()
+        assert main([*train, "--cache-dir", str(cache)]) == 2
+        err = capsys.readouterr().err
+        [line] = [x for x in err.splitlines() if x.startswith("vidseq: error")]
+        assert "Traceback" not in err and line.startswith(f"vidseq: error: {expected}"), line
+        assert not (tmp_path / "run").exists()
+    assert main([*train, "--cache", "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "vidseq: error: choose --cache (build a cache in the run folder) or --cache-dir DEST (load clips from one "
+        "built by 'vidseq cache'), not both"]

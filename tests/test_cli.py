@@ -146,3 +146,31 @@ def test_worker_processes_print_no_warnings_of_the_libraries_they_import(tmp_pat
                           "--size", "16", "--frames", "2", "--workers", "2"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "Warning" not in out.stderr, out.stderr
+
+
+def test_the_demo_runs_again_in_its_folder(tmp_path, monkeypatch):
+    """`make demo` twice: the second redoes its runs (overwrite) on the same data, not a refusal."""
+    from vidseq.datasets.synth import PRESETS
+    from vidseq.demo import run_demo
+    from vidseq.runs import read_metrics
+
+    monkeypatch.setitem(PRESETS, "demo", PRESETS["tiny"])  # CPU-test sized
+    lines = []
+    for _ in range(2):
+        rows = run_demo(tmp_path / "demo", epochs=1, models=["frame_avg"], frames=2, size=32, log=lines.append)
+        assert [r["model"] for r in rows] == ["frame_avg"]
+    assert sorted(p.name for p in (tmp_path / "demo" / "runs").glob("[!.]*")) == ["frame_avg"]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "demo" / "runs" / "frame_avg")] == ["1"]
+
+
+def test_train_help_says_where_frames_and_size_come_from_and_lists_every_split(capsys):
+    from vidseq.datasets.load import SPLIT_MODES
+
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    frames = text[text.index("--frames"):text.index("--bs ")]
+    assert "[default: 5]" not in frames and "[default: 64]" not in frames
+    assert "r3d_18" in frames and "swin3d_*" in frames and "hf:..." in frames and "checkpoint's" in frames
+    split = text[text.index("--split"):text.index("--valid-pct")]
+    assert all(mode in split for mode in SPLIT_MODES), split
+    assert "--valid-pct <float> Share of each class for validation (group/random splits). [default: 0.2]" in text

@@ -190,7 +190,7 @@ def test_offline_hub_checkpoint_and_non_hf_export_are_one_line(tmp_path):
 def test_a_hub_models_run_folder_is_named_after_the_checkpoint():
     from pathlib import Path
 
-    from vidseq.train.learner import default_run_folder
+    from vidseq.train.folder import default_run_folder
 
     assert default_run_folder("hf:MCG-NJU/videomae-base-finetuned-kinetics") == Path(
         "runs/hf-videomae-base-finetuned-kinetics")

@@ -608,10 +608,15 @@ def test_ctrl_c_gives_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(vidseq.train, "train", interrupt)
     assert main(["train", "data", "--out", "runs/x"]) == 130
     assert stderr_lines(capsys) == ["vidseq: interrupted"]  # no epoch completed: nothing to resume
-    (tmp_path / "runs" / "x" / "checkpoint").mkdir(parents=True)
-    (tmp_path / "runs" / "x" / "checkpoint" / "state.json").write_text('{"epochs_done": 1}')
-    assert main(["train", "data", "--out", "runs/x"]) == 130
-    assert stderr_lines(capsys) == ["vidseq: interrupted; continue with: vidseq train data --out runs/x --resume"]
+
+    def interrupt_after_an_epoch(*args, **kwargs):
+        (tmp_path / "runs" / "y" / "checkpoint").mkdir(parents=True)
+        (tmp_path / "runs" / "y" / "checkpoint" / "state.json").write_text('{"epochs_done": 1}')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vidseq.train, "train", interrupt_after_an_epoch)
+    assert main(["train", "data", "--out", "runs/y"]) == 130
+    assert stderr_lines(capsys) == ["vidseq: interrupted; continue with: vidseq train data --out runs/y --resume"]
 
     def abort(*args, **kwargs):
         raise typer.Abort()

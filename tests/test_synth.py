@@ -106,3 +106,100 @@ def test_bad_sizes_are_refused(bad):
 def test_presets_are_valid():
     assert PRESETS["bench"].width == 320 and PRESETS["bench"].height == 240
     assert PRESETS["demo"].classes >= 8
+
+
+# ------------------------------------------------------------------------------ DEST that holds something already
+FOUR = ["--classes", "4", "--groups", "8", "--clips", "1", "--frames", "4", "--size", "32x32"]
+
+
+def _cli(capsys, *args) -> tuple[int, str]:
+    from vidseq.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_synth_over_a_dataset_of_other_settings_is_refused_and_overwrite_replaces_it(tmp_path, capsys):
+    import json
+
+    dest = tmp_path / "ds"
+    assert _cli(capsys, "synth", dest, *FOUR)[0] == 0
+    before = _files(dest)
+    code, err = _cli(capsys, "synth", dest, "--preset", "tiny")
+    assert code == 2 and err.splitlines() == [
+        f"vidseq: error: {dest}: holds a synth dataset of other settings (there: classes=4 frames=4; asked: classes=2 "
+        "frames=8); give another folder, or --overwrite to replace it"]
+    assert _files(dest) == before  # nothing written
+    assert _cli(capsys, "synth", dest, *FOUR)[0] == 0 and _files(dest) == before  # the same settings: done again
+    assert _cli(capsys, "synth", dest, "--preset", "tiny", "--overwrite")[0] == 0
+    assert sorted(p.name for p in (dest / "videos").iterdir()) == ["MoveLeft", "MoveRight"]  # no old videos left
+    assert len(list((dest / "videos").rglob("*.avi"))) == 16
+    assert json.loads((dest / "synth.json").read_text())["classes"] == 2
+    summary = json.loads(_info(dest / "videos", capsys))
+    assert summary["classes"] == ["MoveLeft", "MoveRight"] and summary["unlisted"] == 0 and not summary["missing"]
+
+
+def _info(videos, capsys) -> str:
+    from vidseq.cli import main
+
+    capsys.readouterr()
+    assert main(["info", str(videos), "--json"]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", [["--long", "--videos", "1", "--segments", "1"], ["--multi-label"]])
+def test_synth_of_another_kind_over_a_dataset_is_refused(tmp_path, capsys, kind):
+    dest = tmp_path / "ds"
+    assert _cli(capsys, "synth", dest, *FOUR)[0] == 0
+    before = _files(dest)
+    code, err = _cli(capsys, "synth", dest, *FOUR, *kind)
+    other = "long" if "--long" in kind else "multi-label"
+    assert code == 2 and err.splitlines() == [f"vidseq: error: {dest}: holds a trimmed synth dataset, not a {other} "
+                                              "one; give another folder, or --overwrite to replace it"]
+    assert _files(dest) == before
+
+
+def test_synth_into_a_folder_of_other_files_is_refused_and_overwrite_leaves_them(tmp_path, capsys):
+    dest = tmp_path / "mine"
+    (dest / "videos" / "Jump").mkdir(parents=True)
+    (dest / "videos" / "Jump" / "a.avi").write_bytes(b"someone's video")
+    (dest / "notes.txt").write_text("mine\n")
+    code, err = _cli(capsys, "synth", dest, "--preset", "tiny")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"vidseq: error: {dest}: is not empty and holds no vidseq synth dataset of these settings "
+                          "(e.g. ") and "--overwrite" in err
+    assert sorted(_files(dest)) == ["notes.txt", "videos/Jump/a.avi"]
+    assert _cli(capsys, "synth", dest, "--preset", "tiny", "--overwrite")[0] == 0
+    assert (dest / "notes.txt").read_text() == "mine\n" and not (dest / "videos" / "Jump").exists()
+
+
+def test_an_interrupted_synth_completes_with_its_settings_and_refuses_others(tmp_path, monkeypatch, capsys):
+    import vidseq.datasets.synth as synth_module
+
+    real, calls = synth_module.write_video, []
+
+    def stop_at_the_third(path, frames, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(path, frames, **kw)
+
+    dest, two_clips = tmp_path / "ds", [*FOUR, "--clips", "2"]
+    monkeypatch.setattr(synth_module, "write_video", stop_at_the_third)
+    assert _cli(capsys, "synth", dest, *two_clips)[0] == 130
+    monkeypatch.setattr(synth_module, "write_video", real)
+    assert not (dest / "synth.json").exists() and sorted(_files(dest)) == [
+        "videos/MoveLeft/v_MoveLeft_g01_c01.avi", "videos/MoveLeft/v_MoveLeft_g01_c02.avi"]
+    code, err = _cli(capsys, "synth", dest, *FOUR)  # one clip a group: c02 is not of this dataset
+    assert code == 2 and err.splitlines() == [
+        f"vidseq: error: {dest}: is not empty and holds no vidseq synth dataset of these settings (e.g. "
+        "videos/MoveLeft/v_MoveLeft_g01_c02.avi); give a new or empty folder, or --overwrite to write it there (a "
+        "synth dataset's folders and files there are replaced, others stay)"]
+    assert _cli(capsys, "synth", dest, *two_clips)[0] == 0
+    assert _cli(capsys, "synth", tmp_path / "fresh", *two_clips)[0] == 0
+    assert _files(dest) == _files(tmp_path / "fresh")

@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,8 @@ import torch
 from vidseq.cli import main
 from vidseq.datasets.synth import SynthConfig, make_synth
 from vidseq.errors import ModelError
-from vidseq.runs import load_optimizer, load_run, save_optimizer, save_weights
-from vidseq.train import RunCheckpoint, TrainConfig, adamw, train
+from vidseq.runs import load_optimizer, load_run, read_metrics, save_optimizer, save_weights
+from vidseq.train import RunCheckpoint, TrainConfig, adamw, run_folder, train
 
 TRAIN = ["--model", "frame_avg", "--backbone", "resnet18", "--no-pretrained", "--size", "32", "--frames", "3",
          "--bs", "4", "--workers", "0"]
@@ -233,6 +234,7 @@ def test_pickle_and_mismatched_weights_are_refused(trained, tmp_path):
     ["train", "{data}/videos", "--device", "cuda:7", *TRAIN],
     ["train", "{data}/videos", "--workers", "-1", *TRAIN[:-2]],
     ["train", "{data}/videos", "--resume", *TRAIN],
+    ["train", "{data}/videos", "--resume", "--overwrite", *TRAIN],
     ["train", "{data}/videos", "--device", "meta", *TRAIN],
     ["train", "{data}/videos", "--lr", "inf", *TRAIN],
     ["evaluate", "{tmp}", "--bs", "0"],
@@ -346,8 +348,47 @@ def test_a_new_training_run_removes_the_old_runs_evaluation(trained, data, tmp_p
     run = tmp_path / "again"
     shutil.copytree(trained, run)
     (run / "report.html").write_text("an old report")
-    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run)]) == 0
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--out", str(run), "--overwrite"]) == 0
     assert not (run / "report.html").exists()
+
+
+def _tree(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_training_into_a_folder_that_holds_a_run_is_refused_and_overwrite_replaces_it(trained, data, tmp_path,
+                                                                                     capsys):
+    import shutil
+
+    run = tmp_path / "done"
+    shutil.copytree(trained, run)
+    before = _tree(run)
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"vidseq: error: {run}: holds a finished run (frame_avg, 1 epoch); "
+                                                    "replace it with --overwrite, or give another --out DIR"]
+    assert _tree(run) == before
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run), "--overwrite"]) == 0
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2"]  # the new run's, not the old one's
+
+
+def test_training_a_model_again_without_out_goes_into_the_next_free_folder(trained, data, tmp_path, monkeypatch,
+                                                                           capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(trained, tmp_path / "runs" / "frame_avg")
+    (tmp_path / "runs" / "frame_avg-2").mkdir()  # a folder that holds no run is free
+    before = _tree(tmp_path / "runs" / "frame_avg")
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "vidseq: runs/frame_avg holds a run already; training into runs/frame_avg-2" in err.splitlines()
+    assert "run: runs/frame_avg-2" in out.splitlines()
+    assert _tree(tmp_path / "runs" / "frame_avg") == before
+    assert (tmp_path / "runs" / "frame_avg-2" / "config.json").is_file()
+    assert run_folder(TrainConfig(data="", model="frame_avg")) == Path("runs/frame_avg-3")
+    assert run_folder(TrainConfig(data="", model="frame_avg", resume=True)) == Path("runs/frame_avg")
 
 
 def test_resume_refuses_any_setting_given_that_is_not_the_runs_and_a_finished_run(data, tmp_path, monkeypatch,
@@ -363,6 +404,10 @@ def test_resume_refuses_any_setting_given_that_is_not_the_runs_and_a_finished_ru
     assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 130
     monkeypatch.setattr(RunCheckpoint, "after_epoch", original)
     capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "2", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"vidseq: error: {run}: holds a run (frame_avg, 1 of 2 epochs done); continue it with --resume, replace it "
+        "with --overwrite, or give another --out DIR"]
     for given in (["--size", "64"], ["--bs", "32"], ["--epochs", "5"], ["--pretrained"]):  # 64, 32: the defaults
         assert main(["train", str(data / "videos"), "--out", str(run), "--resume", *given]) == 2
         assert "cannot resume with other settings than the run's" in capsys.readouterr().err
@@ -381,7 +426,7 @@ def test_a_training_run_that_cannot_start_leaves_the_old_run_as_it_was(trained, 
     (run / "report.html").write_text("the old report")
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     for args in (["/no/such/data", *TRAIN], [str(data / "videos"), *TRAIN, "-o", "head_dropout=abc"]):
-        assert main(["train", *args, "--out", str(run)]) == 2
+        assert main(["train", *args, "--out", str(run), "--overwrite"]) == 2
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
@@ -395,7 +440,7 @@ def test_training_into_a_log_writes_lines_not_progress_bars(data, tmp_path, monk
     assert "\r" not in out and "█" not in out
     lines = out.splitlines()
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "top5", "time"]
-    assert [line.split()[0] for line in lines[1:3]] == ["0", "1"] and lines[3].startswith("run: ")
+    assert [line.split()[0] for line in lines[1:3]] == ["1", "2"] and lines[3].startswith("run: ")  # as metrics.csv
     assert "\r" not in err and "█" not in err
     assert re.search(r"^epoch 1/2 +\d+% +1/\d+ batches +\[\d\d:\d\d<\d\d:\d\d, [\d.]+ batches/s, \d+ clips, "
                      r"[\d,]+ clips/s\]$", err, re.M), err
@@ -419,3 +464,68 @@ def test_run_config_is_typed_round_trips_and_refuses_a_newer_format(trained):
         RunConfig.from_dict({**doc, "format": FORMAT + 1})
     with pytest.raises(ModelError, match="missing 'clip'"):
         RunConfig.from_dict({k: v for k, v in doc.items() if k != "clip"})
+
+
+def test_valid_pct_sets_the_share_a_group_split_validates_on_and_the_run_keeps_it(data, tmp_path):
+    from vidseq.datasets import load_items
+    from vidseq.errors import VidseqError
+    from vidseq.evaluate import evaluate_run
+    from vidseq.runs import read_config
+    from vidseq.train import resumed_config
+
+    run = tmp_path / "half"
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "1", "--split", "group", "--valid-pct", "0.5",
+                 "--out", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())["data"]
+    half = load_items(data / "videos", split="group", valid_pct=0.5).valid_items()
+    assert saved["split"] == "group" and saved["valid_pct"] == 0.5
+    assert saved["valid"] == len(half) > len(load_items(data / "videos", split="group").valid_items())
+    assert len(evaluate_run(run, device="cpu").targets) == len(half)  # evaluated on the run's own validation items
+    with pytest.raises(VidseqError, match=r"valid_pct=0.3 \(the run's: 0.5\)"):
+        resumed_config(TrainConfig(data=str(data / "videos"), valid_pct=0.3), read_config(run))
+
+
+def _table_epochs(out: str) -> list[str]:
+    """The epoch column of the epoch table's rows in `out` (a terminal's bars before them left out), empty rows
+    ("0  00:00") too."""
+    rows = [line.rsplit("\r", 1)[-1].split() for line in out.splitlines()]
+    return [r[0] for r in rows if len(r) >= 2 and r[0].isdigit()]
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["log", "terminal"])
+def test_a_resumed_runs_epoch_table_shows_the_epochs_it_runs_numbered_as_metrics_csv(data, tmp_path, monkeypatch,
+                                                                                     capsys, terminal):
+    import sys
+
+    if terminal:  # fastai's progress bars and their table, as on a terminal
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    run = tmp_path / "r"
+    original = RunCheckpoint.after_epoch
+
+    def interrupt_after_the_first(self):
+        original(self)
+        if self.epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", interrupt_after_the_first)
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *TRAIN, "--epochs", "3", "--out", str(run)]) == 130
+    assert _table_epochs(capsys.readouterr().out) == ["1"]
+    monkeypatch.setattr(RunCheckpoint, "after_epoch", original)
+    assert main(["train", str(data / "videos"), "--out", str(run), "--resume"]) == 0
+    assert _table_epochs(capsys.readouterr().out) == ["2", "3"]
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]
+
+
+def test_the_epoch_table_goes_on_counting_from_the_frozen_phase_into_the_main_one(data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",  # no network: random "pretrained" weights
+                        lambda *a, **k: torchvision.models.resnet18().state_dict())
+    run = tmp_path / "tuned"
+    capsys.readouterr()
+    assert main(["train", str(data / "videos"), *[a for a in TRAIN if a != "--no-pretrained"], "--epochs", "2",
+                 "--out", str(run)]) == 0
+    assert _table_epochs(capsys.readouterr().out) == ["1", "2", "3"]  # one frozen epoch, then two
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]

@@ -49,7 +49,7 @@ def run_demo(out: str | Path = "demo", *, epochs: int | None = None, models: lis
         tc = TrainConfig(data=str(out / "frames"), model=name, out=str(out / "runs" / name), frames=frames, size=size,
                          bs=16, epochs=epochs or spec["epochs"], lr=spec["lr"], pretrained=False,
                          backbone=spec.get("backbone"), model_kwargs=spec.get("model_kwargs", {}), split="official:1",
-                         verbose=sys.stderr.isatty())
+                         overwrite=True, verbose=sys.stderr.isatty())  # a second demo in `out` redoes its runs
         result = train(tc)
         run = load_run(result.run)
         ev = evaluate_run(run)

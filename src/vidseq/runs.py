@@ -161,7 +161,8 @@ def load_optimizer(opt, path: Path, device) -> None:
 
 
 #: Version of the config.json layout. 1: the first layout (runs before the version was written read as 1).
-FORMAT = 2  # 2: ClipConfig.crop_pct, multi_label and threshold, torchvision's video networks as they are
+FORMAT = 3  # 2: ClipConfig.crop_pct, multi_label and threshold, torchvision's video networks as they are;
+#            3: DataConfig.valid_pct
 
 
 @dataclass
@@ -179,7 +180,8 @@ class ClipConfig:
 
 @dataclass
 class DataConfig:
-    """The data a run trained on: its source (absolute path or dataset name), root, kind and split."""
+    """The data a run trained on: its source (absolute path or dataset name), root, kind and split (with the share of
+    each class a group or random split validates on)."""
 
     source: str
     root: str = ""
@@ -187,6 +189,7 @@ class DataConfig:
     split: str = "auto"
     train: int = 0
     valid: int = 0
+    valid_pct: float = 0.2
 
 
 @dataclass

@@ -31,11 +31,16 @@ def synth(
                                        "true segments in DEST/segments.csv.")] = False,
     videos: Annotated[int, typer.Option(min=1, help="With --long: how many long videos.")] = 4,
     segments: Annotated[int, typer.Option(min=1, help="With --long: segments per video.")] = 6,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the dataset DEST holds (its videos, "
+                                            "lists and synth.json; other files stay) when it is not this one.")]
+    = False,
 ) -> None:
     """Write a small UCF101-shaped dataset of motion classes (no download).
 
     Layout: DEST/videos/<Class>/v_<Class>_g<GG>_c<CC>.avi and DEST/ucfTrainTestlist/ with classInd.txt,
-    trainlist01.txt and testlist01.txt (groups 1-7 in the test list, as UCF101's split 1).
+    trainlist01.txt and testlist01.txt (groups 1-7 in the test list, as UCF101's split 1), and DEST/synth.json
+    with the settings. DEST must be new, empty or hold the same dataset (a rerun completes an interrupted one);
+    another dataset there is refused unless --overwrite.
     """
     import dataclasses
 
@@ -55,10 +60,10 @@ def synth(
     try:
         cfg = dataclasses.replace(PRESETS[preset], **changes)
         if long:
-            _long_synth(dest, cfg, videos, segments)
+            _long_synth(dest, cfg, videos, segments, overwrite)
             return
         if multi_label:
-            result = make_multilabel_synth(dest, cfg, progress=sys.stderr.isatty())
+            result = make_multilabel_synth(dest, cfg, progress=sys.stderr.isatty(), overwrite=overwrite)
     except ValueError as e:
         raise VidseqError(str(e)) from None
     if multi_label:
@@ -67,18 +72,18 @@ def synth(
         typer.echo(f"  classes: {', '.join(result.classes)}")
         typer.echo(f"  labels: {result.root}/labels.csv (train {result.train}, valid {result.test})")
         return
-    result = make_synth(dest, cfg, progress=sys.stderr.isatty())
+    result = make_synth(dest, cfg, progress=sys.stderr.isatty(), overwrite=overwrite)
     typer.echo(f"wrote {result.videos} videos ({result.frames} frames, {cfg.width}x{cfg.height}) of "
                f"{len(result.classes)} classes to {result.root}/videos")
     typer.echo(f"  classes: {', '.join(result.classes)}")
     typer.echo(f"  split lists: {result.root}/ucfTrainTestlist (train {result.train}, test {result.test})")
 
 
-def _long_synth(dest: Path, cfg, videos: int, segments: int) -> None:
+def _long_synth(dest: Path, cfg, videos: int, segments: int, overwrite: bool) -> None:
     from vidseq.datasets.synth_long import LongConfig, make_long_synth
 
     result = make_long_synth(dest, LongConfig(base=cfg, videos=videos, segments=segments),
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), overwrite=overwrite)
     seconds = result.frames / cfg.fps
     typer.echo(f"wrote {result.videos} long videos ({seconds:.0f} s, {cfg.width}x{cfg.height}) with "
                f"{len(result.segments)} segments of {cfg.classes} classes to {result.root}/long")
@@ -95,7 +100,7 @@ def show(
     size: Annotated[int, typer.Option(min=8, help="Frame size in pixels.")] = 64,
     n: Annotated[int, typer.Option(min=1, help="How many clips to show.")] = 8,
     sampler: Annotated[str, typer.Option(callback=_sampler, help="Frame sampler.")] = "random",
-    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    split: Annotated[str, typer.Option(help="auto, official, official:N, group, random, csv or none.")] = "auto",
     augment: Annotated[bool, typer.Option(help="Show training augmentation.")] = True,
 ) -> None:
     """Save a picture of a training batch (fastai's show_batch): first, middle and last frame of each clip."""

@@ -16,8 +16,13 @@ def train(
     ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="Frames tree, videos tree, dataset name (ucf101, hmdb51) or CSV.")],
     model: Annotated[str, typer.Option(help="Model name (see 'vidseq models').")] = "frame_avg",
-    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 5,
-    size: Annotated[int, typer.Option(min=8, help="Frame size in pixels (square).")] = 64,
+    frames: Annotated[int, typer.Option(min=1, show_default=False, help="Frames per clip (default 5; r3d_18 and "
+                                        "torchvision's other video networks, swin3d_* and hf:... models take their "
+                                        "checkpoint's when not given, e.g. 16 for r3d_18: see 'vidseq models').")]
+    = 5,
+    size: Annotated[int, typer.Option(min=8, show_default=False, help="Frame size in pixels, square (default 64; "
+                                      "those models take their checkpoint's when not given, e.g. 112 for r3d_18).")]
+    = 64,
     bs: Annotated[int, typer.Option(min=1, help="Batch size (per process).")] = 32,
     epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (after the frozen ones); default: the model's "
                                                            "recipe.")] = None,
@@ -26,7 +31,10 @@ def train(
                                                                   "random-key (TSN segments, drawn near "
                                                                   "keyframes: faster from videos), uniform, "
                                                                   "first, stride.")] = "random",
-    split: Annotated[str, typer.Option(help="auto, official:N, group, random, or csv.")] = "auto",
+    split: Annotated[str, typer.Option(help="auto, official (split 1), official:N, group, random or csv ('none' "
+                                            "leaves no validation items, which training needs).")] = "auto",
+    valid_pct: Annotated[float, typer.Option(help="Share of each class for validation (group/random splits).")]
+    = 0.2,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32 (CPU always fp32).")] = "auto",
     pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained",
                                              help="Start from ImageNet/Kinetics weights (downloads them).")] = True,
@@ -37,9 +45,15 @@ def train(
                                                             "core).")] = None,
     cache: Annotated[bool, typer.Option(help="Decode every clip once into a memory-mapped cache in the run.")]
     = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Load clips from this cache, built by 'vidseq cache DATA "
+                                                        "DEST' (items it lacks are decoded from their files).")]
+    = None,
     compile: Annotated[bool, typer.Option(help="Wrap the model in torch.compile.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/MODEL, or runs/MODEL-2, -3, ... when "
+                                                  "that holds a run).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last completed epoch.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run the run folder holds (without it, "
+                                            "a folder holding a run is refused).")] = False,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: they swap left/right motion).")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     gpus: Annotated[int, typer.Option(min=1, help="Train on N GPUs: starts torchrun with one process per GPU.")]
@@ -53,7 +67,12 @@ def train(
     log: Annotated[str | None, typer.Option(help="Track the run in tensorboard (event files in RUN/tensorboard) "
                                                  "or wandb (offline unless logged in).")] = None,
 ) -> None:
-    """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png)."""
+    """Train a model and write a run folder (config.json, model.safetensors, metrics.csv, history.png).
+
+    A run folder that holds a run is not trained into again without --resume (continue it) or --overwrite
+    (replace it)."""
+    import dataclasses
+
     from vidseq.train import TrainConfig
     from vidseq.train import train as train_run
 
@@ -72,22 +91,25 @@ def train(
                 raise typer.BadParameter(f"expected a number or 'auto', got {lr!r}", param_hint="'--lr'") from None
     model_kwargs = _model_options(option or [])
     cfg = TrainConfig(data=data, model=model, out=str(out) if out else None, frames=frames, size=size, bs=bs,
-                      epochs=epochs, lr=lr_value, sampler=sampler, split=split, precision=precision,
-                      pretrained=pretrained, backbone=backbone, workers=workers, cache=cache, compile=compile,
-                      resume=resume, flip=flip, seed=seed, device=device, sync_bn=sync_bn, model_kwargs=model_kwargs,
-                      decode_device=decode_device, log=log,
+                      epochs=epochs, lr=lr_value, sampler=sampler, split=split, valid_pct=valid_pct,
+                      precision=precision, pretrained=pretrained, backbone=backbone, workers=workers, cache=cache,
+                      cache_dir=str(cache_dir) if cache_dir else None, compile=compile,
+                      resume=resume, overwrite=overwrite, flip=flip, seed=seed, device=device, sync_bn=sync_bn,
+                      model_kwargs=model_kwargs, decode_device=decode_device, log=log,
                       given=frozenset(name for name in ctx.params if _given(ctx, name)))
+    from vidseq.train.distributed import is_rank0
+    from vidseq.train.folder import run_folder
+
+    run = out
+    if is_rank0():  # the folder chosen now (runs/MODEL-2 when runs/MODEL holds a run), for the resume hint
+        run = run_folder(cfg)
+        cfg = dataclasses.replace(cfg, out=str(run))
     try:
         result = train_run(cfg)
     except KeyboardInterrupt:
-        from vidseq.train.learner import default_run_folder
-
-        run = out or default_run_folder(model)
-        if (Path(run) / "checkpoint" / "state.json").is_file():  # an epoch was completed: something to resume
+        if run is not None and (run / "checkpoint" / "state.json").is_file():  # an epoch was completed: resumable
             _INTERRUPTED[0] = f"vidseq: interrupted; continue with: vidseq train {data} --out {run} --resume"
         raise
-    from vidseq.train.distributed import is_rank0
-
     if is_rank0():
         m = result.metrics
         typer.echo(f"run: {result.run}")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vidseq.datasets.synth_dest import MARK, synth_folder, write_mark
 from vidseq.errors import note_space
 from vidseq.files import atomic_write_text, output_folder
 from vidseq.io import write_video
@@ -195,20 +196,26 @@ def _clip_name(cls: str, group: int, clip: int) -> str:
     return f"v_{cls}_g{group:02d}_c{clip:02d}.avi"
 
 
-def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress: bool = False) -> SynthResult:
+def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress: bool = False,
+               overwrite: bool = False) -> SynthResult:
     """Write a UCF101-shaped dataset of motion classes under `dest` (see the module's docstring).
 
-    Deterministic for a given config (seed included). Existing files of the same name are replaced. Each
-    video is written under a hidden temporary name and renamed when complete, and the split lists are
-    written last, so an interrupted run leaves no half-written video and no lists that name missing ones.
-    Progress goes to stderr.
+    Deterministic for a given config (seed included). `dest` must be new, empty, or hold this same dataset (a
+    finished or interrupted run of the same config, whose files are written again); another dataset or other files
+    there are refused in one line (a DatasetError) unless `overwrite`, which removes the old dataset first (see
+    `vidseq.datasets.synth_dest`). Each video is written under a hidden temporary name and renamed when complete,
+    and the split lists and ``synth.json`` are written last, so an interrupted run leaves no half-written video and
+    no lists that name missing ones. Progress goes to stderr.
     """
     cfg = config or SynthConfig()
-    root = output_folder(dest, what="dataset")
     names = cfg.class_names
     train, test, n_frames, done_bytes = [], [], 0, 0
     jobs = [(ci, g, c) for ci in range(cfg.classes) for g in range(1, cfg.groups + 1)
             for c in range(1, cfg.clips + 1)]
+    settings = {"kind": "trimmed", **asdict(cfg)}
+    lists = [f"ucfTrainTestlist/{n}" for n in ("classInd.txt", "trainlist01.txt", "testlist01.txt")]
+    root = synth_folder(dest, settings, [*(f"videos/{MOTIONS[ci][0]}/{_clip_name(MOTIONS[ci][0], g, c)}"
+                                           for ci, g, c in jobs), *lists, MARK], overwrite=overwrite)
     with Progress("synth", len(jobs), unit="videos", enabled=progress) as bar:  # the line ends also on Ctrl-C
         for ci, g, c in jobs:
             name, family, direction = MOTIONS[ci]
@@ -240,11 +247,5 @@ def make_synth(dest: str | Path, config: SynthConfig | None = None, *, progress:
     atomic_write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
     atomic_write_text(lists / "trainlist01.txt", "".join(f"{rel} {label}\n" for rel, label in train))
     atomic_write_text(lists / "testlist01.txt", "".join(f"{rel}\n" for rel, _ in test))
-    atomic_write_text(root / "synth.json", _json(asdict(cfg)))
+    write_mark(root, settings)
     return SynthResult(root, len(jobs), n_frames, names, len(train), len(test))
-
-
-def _json(d: dict) -> str:
-    import json
-
-    return json.dumps(d, indent=2) + "\n"

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vidseq.datasets.synth import MOTIONS, TEST_GROUPS, SynthConfig, _render_clip
+from vidseq.datasets.synth_dest import MARK, synth_folder, write_mark
 from vidseq.files import atomic_write_text, output_folder
 from vidseq.io import write_video
 from vidseq.progress import Progress
@@ -98,12 +99,16 @@ def _frames(cfg: LongConfig, video: int, plan: list[tuple[str, int, int, int]]) 
             yield from _render_clip(base, family, direction, group_rng, clip_rng)
 
 
-def make_long_synth(dest: str | Path, config: LongConfig | None = None, *, progress: bool = False) -> LongResult:
+def make_long_synth(dest: str | Path, config: LongConfig | None = None, *, progress: bool = False,
+                    overwrite: bool = False) -> LongResult:
     """Write `config.videos` long videos and their segments CSV under `dest` (see the module's docstring).
-    Deterministic for a given config; each video is written under a temporary name, the CSV last."""
+    Deterministic for a given config; each video is written under a temporary name, the CSV and ``synth.json``
+    last. `dest` must be new, empty or hold this same dataset, unless `overwrite` (as `make_synth`)."""
     cfg = config or LongConfig()
     base = cfg.base
-    root = output_folder(dest, what="dataset")
+    settings = {"kind": "long", **asdict(cfg)}
+    root = synth_folder(dest, settings, [*(f"long/long_{v:02d}.avi" for v in range(1, cfg.videos + 1)),
+                                         "segments.csv", MARK], overwrite=overwrite)
     folder = output_folder(root / "long", what="videos folder")
     truth: list[tuple[str, TrueSegment]] = []
     total = 0
@@ -127,4 +132,5 @@ def make_long_synth(dest: str | Path, config: LongConfig | None = None, *, progr
     csv_path = root / "segments.csv"
     atomic_write_text(csv_path, "path,label,start,end\n" + "".join(
         f"{p},{s.label},{s.start:.3f},{s.end:.3f}\n" for p, s in truth))
+    write_mark(root, settings)
     return LongResult(root, cfg.videos, total, truth, csv_path)

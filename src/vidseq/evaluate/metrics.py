@@ -149,7 +149,7 @@ def evaluate_run(run: str | Path | Run, *, data: str | Path | None = None, split
     run = run if isinstance(run, Run) else load_run(run, device=device)
     source = data if data is not None else run.config.data.source
     split = split or run.config.data.split
-    itemset = load_items(source, split=split, seed=run.config.train.seed)
+    itemset = load_items(source, split=split, valid_pct=run.config.data.valid_pct, seed=run.config.train.seed)
     items = itemset.valid_items()
     if not items:
         raise DatasetError(path=source, reason=f"no validation items under split {split}")

@@ -93,7 +93,8 @@ def _sample_clips(run: Run, n: int) -> torch.Tensor:
     from vidseq.datasets import load_items
     from vidseq.evaluate import clip_indices, clip_tfm_for, normalize
 
-    items = load_items(run.config.data.source, split=run.config.data.split, seed=run.config.train.seed)
+    items = load_items(run.config.data.source, split=run.config.data.split, valid_pct=run.config.data.valid_pct,
+                       seed=run.config.train.seed)
     tfm = clip_tfm_for(run.config)
     clips = []
     for it in items.valid_items() + items.train_items():

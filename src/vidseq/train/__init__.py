@@ -7,9 +7,11 @@ several (torchrun), with fastai's Learner, schedules and mixed precision.
 
 from vidseq.train.callbacks import LogProgress, RunCheckpoint
 from vidseq.train.config import TrainConfig, TrainResult
+from vidseq.train.folder import default_run_folder, run_folder
 from vidseq.train.learner import build_dataloaders, loader_workers, train
 from vidseq.train.optim import FastaiAdamW, adamw, pick_device, resolve_precision
 from vidseq.train.resume import resume_state, resumed_config
 
 __all__ = ["FastaiAdamW", "LogProgress", "RunCheckpoint", "TrainConfig", "TrainResult", "adamw", "build_dataloaders",
-           "loader_workers", "pick_device", "resolve_precision", "resume_state", "resumed_config", "train"]
+           "default_run_folder", "loader_workers", "pick_device", "resolve_precision", "resume_state", "resumed_config",
+           "run_folder", "train"]

@@ -60,6 +60,39 @@ class LogProgress(Callback):
             self.learn.logger = self.old_logger
 
 
+class EpochTable(Callback):
+    """The epoch table as ``metrics.csv`` numbers its rows: epoch `offset` + fastai's epoch + 1 (from 1, and on from
+    the frozen phase into the main one), and no row for an epoch skipped (those a resumed run did before), where
+    fastai's recorder writes one of empty values ("0  00:00") and counts from 0 in each `fit`."""
+
+    order = 61  # after the progress callbacks (60) have put their row writer in place as learn.logger
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
+
+    def before_fit(self) -> None:
+        self.write, self.learn.logger = self.learn.logger, self._row
+        self._skipped = False
+
+    def before_epoch(self) -> None:
+        self._skipped = False
+
+    def after_cancel_epoch(self) -> None:
+        self._skipped = True
+
+    def _row(self, log) -> None:
+        if self._skipped:
+            return
+        log = list(log)
+        if log and isinstance(log[0], int):
+            log[0] += self.offset + 1
+        self.write(log)
+
+    def after_fit(self) -> None:
+        if self.learn.logger == self._row:  # else a progress callback has put back the logger it found
+            self.learn.logger = self.write
+
+
 class RunCheckpoint(Callback):
     """After every completed epoch: weights, optimiser state and progress into ``checkpoint/``, the
     weights also as the run's ``model.safetensors``, and a row in ``metrics.csv``."""

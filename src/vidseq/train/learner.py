@@ -22,7 +22,7 @@ import torch
 from fastai.learner import Learner
 from fastprogress.fastprogress import IN_NOTEBOOK
 
-from vidseq.clips import build_cache, dataloaders_from_items, default_workers
+from vidseq.clips import ClipCache, build_cache, dataloaders_from_items, default_workers
 from vidseq.datasets import load_items
 from vidseq.errors import DatasetError, VidseqError, warn_data
 from vidseq.files import exclusive, output_folder, save_figure
@@ -46,9 +46,18 @@ from vidseq.runs import (
     write_config,
 )
 from vidseq.scores import best_threshold
-from vidseq.train.callbacks import LogProgress, RunCheckpoint
+from vidseq.train.callbacks import EpochTable, LogProgress, RunCheckpoint
 from vidseq.train.config import TrainConfig, TrainResult
-from vidseq.train.distributed import is_rank0, on_rank0, rank0_first, rank_info, setup, sync_batchnorm
+from vidseq.train.distributed import (
+    broadcast_object,
+    is_rank0,
+    on_rank0,
+    rank0_first,
+    rank_info,
+    setup,
+    sync_batchnorm,
+)
+from vidseq.train.folder import run_folder
 from vidseq.train.optim import adamw, pick_device, resolve_precision, task_for
 from vidseq.train.resume import resume_state, resumed_config
 from vidseq.train.tracking import check_tracker, log_summary, tracking_callbacks
@@ -63,7 +72,9 @@ def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: P
 
     verbose = cfg.verbose and is_rank0()
     cache = None
-    if cfg.cache:
+    if cfg.cache_dir is not None:
+        cache = Path(cfg.cache_dir)  # checked by `existing_cache` before the run folder changed
+    elif cfg.cache:
         cache_dir = Path(run or ".") / "cache"
         cache = rank0_first(lambda: build_cache([it.path for it in itemset.items], cache_dir,
                                                 labels=[it.label for it in itemset.items],
@@ -72,6 +83,30 @@ def build_dataloaders(cfg: TrainConfig, itemset, *, device: torch.device, run: P
                                   augment=cfg.augment, flip=cfg.flip, workers=loader_workers(cfg.workers, device),
                                   device=device, seed=cfg.seed, cache=cache, verbose=verbose,
                                   normalize=recipe.stats, crop_pct=recipe.crop_pct, decode_device=cfg.decode_device)
+
+
+def existing_cache(folder: str | Path, itemset, *, size: int, verbose: bool = True) -> Path:
+    """Cache folder `folder` (built by `build_cache`, ``vidseq cache``) for the items of `itemset`: it must hold some
+    of them (a cache is keyed by the items' absolute paths); those it lacks are decoded from their files, and said
+    so, as is a cache of frames smaller than the training `size`."""
+    try:
+        cache = ClipCache(folder)  # one line when it is not a cache
+    except (ValueError, KeyError, TypeError) as e:  # a damaged index.json
+        raise DatasetError(path=folder, reason=f"not a readable clip cache ({e}); build it again with 'vidseq "
+                           "cache'") from None
+    paths = [it.path for it in itemset.items]
+    held = sum(p in cache for p in paths)
+    if not held:
+        raise DatasetError(path=folder, reason=f"holds none of the {len(paths)} items of {itemset.root} (a cache is "
+                           "keyed by the items' absolute paths); build one for this data with 'vidseq cache DATA "
+                           "DEST'")
+    if verbose:
+        log.info("clips of %d of %d items from the cache %s%s", held, len(paths), folder,
+                 f"; the other {len(paths) - held} are decoded from their files" if held < len(paths) else "")
+        if cache.size < size:
+            warn_data(f"{folder}: its frames are {cache.size} px, smaller than the training size {size}: clips are "
+                      f"scaled up; build it with --size {round(size * 1.15)} for sharp clips")
+    return Path(folder)
 
 
 def loader_workers(workers: int | None, device: torch.device) -> int:
@@ -89,12 +124,6 @@ def loader_workers(workers: int | None, device: torch.device) -> int:
     return 0 if cores <= 4 else cores // 4
 
 
-def default_run_folder(model: str) -> Path:
-    """runs/MODEL; for a family's model (hf:org/name or hf:path/to/folder) runs/hf-name."""
-    prefix, sep, ref = model.partition(":")
-    return Path("runs") / (f"{prefix}-{Path(ref.rstrip('/')).name}" if sep else model)
-
-
 def native_clip(cfg: TrainConfig, recipe: Recipe) -> TrainConfig:
     """`cfg` with the clip shape a model was made for (a checkpoint's frames and size) where not given."""
     native = {k: v for k, v in (("frames", recipe.frames), ("size", recipe.size)) if v and not cfg.is_given(k)}
@@ -108,7 +137,8 @@ def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[s
     return RunConfig(
         model=unwrap(model).vidseq_config, classes=list(itemset.classes),
         data=DataConfig(source=data_source(cfg.data), root=str(Path(itemset.root).resolve()), kind=itemset.kind,
-                        split=itemset.split, train=len(itemset.train_items()), valid=len(itemset.valid_items())),
+                        split=itemset.split, train=len(itemset.train_items()), valid=len(itemset.valid_items()),
+                        valid_pct=cfg.valid_pct),
         clip=ClipConfig(frames=cfg.frames, size=cfg.size, sampler=cfg.sampler, normalize=recipe["stats"],
                         crop_pct=recipe["crop_pct"]),
         train=TrainSettings(bs=cfg.bs, epochs=recipe["epochs"], freeze_epochs=recipe["freeze_epochs"],
@@ -118,16 +148,19 @@ def run_config(cfg: TrainConfig, model: torch.nn.Module, itemset, recipe: dict[s
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable. A second training into
-    the same run folder while one runs refuses in one line."""
-    run = Path(cfg.out) if cfg.out else default_run_folder(cfg.model)
-    with exclusive(run, what="training") if is_rank0() else contextlib.nullcontext():
-        return _train(cfg)
+    """Train a model on a dataset and write a run folder (see `vidseq.runs`); resumable. The folder is `cfg.out`,
+    or runs/MODEL (runs/MODEL-2, ... when that holds a run); a `cfg.out` that holds a run is refused in one line
+    unless `cfg.resume` or `cfg.overwrite` (see `vidseq.train.folder`). A second training into the same run folder
+    while one runs refuses in one line."""
+    if not is_rank0():  # the folder is rank 0's choice, broadcast once the processes are joined
+        return _train(cfg, None)
+    run = run_folder(cfg)
+    with exclusive(run, what="training"):
+        return _train(cfg, run)
 
 
-def _train(cfg: TrainConfig) -> TrainResult:
+def _train(cfg: TrainConfig, run: Path | None) -> TrainResult:
     from fastai.torch_core import set_seed
-
 
     if not is_model(cfg.model):
         model_recipe(cfg.model)  # the registry's one line: unknown, or an optional model not installed
@@ -142,7 +175,10 @@ def _train(cfg: TrainConfig) -> TrainResult:
     precision = resolve_precision(cfg.precision, device)
     if isinstance(cfg.lr, float) and not 0 < cfg.lr < math.inf:
         raise VidseqError(f"learning rate must be positive, got {cfg.lr}")
-    run = Path(cfg.out) if cfg.out else default_run_folder(cfg.model)
+    if cfg.cache and cfg.cache_dir is not None:
+        raise VidseqError("choose {cache} (build a cache in the run folder) or {cache_dir} (load clips from one "
+                          "built by 'vidseq cache'), not both", params={"cache": True, "cache_dir": "DEST"})
+    run = broadcast_object(run) or run_folder(cfg)  # the last: a rank of its own without a process group
     if cfg.resume:
         saved, done = resume_state(run)
         cfg = resumed_config(cfg, saved)
@@ -150,7 +186,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
         saved, done = None, 0
         cfg = native_clip(cfg, model_recipe(cfg.model))
     set_seed(cfg.seed)
-    itemset = load_items(cfg.data, split=cfg.split, seed=cfg.seed)
+    itemset = load_items(cfg.data, split=cfg.split, valid_pct=cfg.valid_pct, seed=cfg.seed)
     if len(itemset.classes) < 2:
         raise DatasetError(path=cfg.data, reason=f"needs at least two classes, found {len(itemset.classes)}")
     if not itemset.valid_items():
@@ -158,6 +194,8 @@ def _train(cfg: TrainConfig) -> TrainResult:
     if cfg.verbose and is_rank0():
         for w in itemset.warnings:
             warn_data(w)
+    if cfg.cache_dir is not None:
+        existing_cache(cfg.cache_dir, itemset, size=cfg.size, verbose=cfg.verbose and is_rank0())
 
     base = model_recipe(cfg.model)
     from_scratch = not cfg.pretrained
@@ -182,7 +220,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                              backbone=cfg.backbone, pretrained=cfg.pretrained, **model_kwargs)
     if is_rank0():  # only now: a run that cannot start (bad data or option, no weights) changes no folder
         output_folder(run, what="run folder")
-        if saved is None and (run / CONFIG).is_file():  # a new run over an old one: its results would stay
+        if saved is None and (run / CONFIG).is_file():  # a new run over an old one (overwrite): its results would stay
             shutil.rmtree(run / CHECKPOINT, ignore_errors=True)
             for stale in (METRICS, *EVALUATION_FILES):
                 (run / stale).unlink(missing_ok=True)
@@ -249,7 +287,7 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
         learn.freeze()
         restore(done)
         learn.fit_one_cycle(fe, slice(lr), pct_start=0.99, start_epoch=done,
-                            cbs=RunCheckpoint(run, epoch_offset=0, phase="frozen", rank0=rank0))
+                            cbs=[RunCheckpoint(run, epoch_offset=0, phase="frozen", rank0=rank0), EpochTable(0)])
         resume = False
     if ep and done < fe + ep:
         phase_done = max(0, done - fe)
@@ -267,7 +305,7 @@ def _fit(learn: Learner, run: Path, recipe: dict[str, Any], *, done: int, resume
         else:
             restore(phase_done)
         learn.fit_one_cycle(ep, lrs, div=div, pct_start=0.3 if fe else 0.25, start_epoch=phase_done,
-                            cbs=RunCheckpoint(run, epoch_offset=fe, phase="main", rank0=rank0))
+                            cbs=[RunCheckpoint(run, epoch_offset=fe, phase="main", rank0=rank0), EpochTable(fe)])
 
 
 def _find_lr(learn: Learner, run: Path, *, freeze: bool) -> float:

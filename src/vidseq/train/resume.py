@@ -48,6 +48,7 @@ def resumed_config(cfg: TrainConfig, saved: RunConfig) -> TrainConfig:
     ours = {"model": model["name"], "frames": saved.clip.frames, "size": saved.clip.size, "sampler": saved.clip.sampler,
             "bs": train.bs, "pretrained": train.pretrained, "augment": train.augment, "flip": train.flip,
             "seed": train.seed, "precision": train.precision, "split": saved.data.split,
+            "valid_pct": saved.data.valid_pct,
             "backbone": model.get("backbone")}
     options = {k: v for k, v in model.items() if k not in ("name", "n_classes", "seq_len", "image_size", "backbone")}
     checked = {**ours, "lr": train.lr, "epochs": train.epochs}
