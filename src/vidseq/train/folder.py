@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from vidseq.errors import VidseqError
-from vidseq.runs import CHECKPOINT, CONFIG, read_metrics
+from vidseq.runs import CHECKPOINT, CONFIG, WEIGHTS, read_metrics
 from vidseq.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,10 @@ def default_run_folder(model: str) -> Path:
 
 
 def holds_run(folder: Path) -> bool:
-    """Whether `folder` holds a training run (its config.json or checkpoint/), finished or not."""
-    return (folder / CONFIG).is_file() or (folder / CHECKPOINT).is_dir()
+    """Whether `folder` holds a training run that completed an epoch (its weights), finished or not. One that
+    completed none (stopped by a full disk, a crash, Ctrl-C in its first epoch) holds nothing to lose: the same
+    command trains into it again."""
+    return (folder / WEIGHTS).is_file() or bool(_progress(folder)[2])
 
 
 def run_folder(cfg: TrainConfig) -> Path:
@@ -55,9 +57,9 @@ def _taken(run: Path) -> str:
     if total and done is not None and done >= total:
         facts.append(f"{total} epoch{'s' if total > 1 else ''}")
         return f"holds a finished run ({', '.join(facts)}); replace it with {{overwrite}}, or give another {{out}}"
-    if not done:  # nothing to resume: no epoch was completed
-        return (f"holds a run that completed no epoch{f' ({model})' if model else ''}; replace it with {{overwrite}}, "
-                "or give another {out}")
+    if not done:  # its weights, but no record of the epochs (a run of an older vidseq, or a damaged one)
+        return (f"holds a run{f' ({model})' if model else ''}; replace it with {{overwrite}}, or give another "
+                "{out}")
     facts.append(f"{done} of {total} epochs done" if total else f"{done} epoch(s) done")
     return (f"holds a run ({', '.join(facts)}); continue it with {{resume}}, replace it with {{overwrite}}, or give "
             "another {out}")
