@@ -19,7 +19,8 @@ def synth(
                                               "(UCF101-like 320x240).")] = "default",
     classes: Annotated[int | None, typer.Option(help="Number of motion classes (2-12).")] = None,
     groups: Annotated[int | None, typer.Option(help="Groups per class; groups 1-7 form the test list.")] = None,
-    clips: Annotated[int | None, typer.Option(help="Clips per group.")] = None,
+    clips: Annotated[int | None, typer.Option(help="Clips per group (with --multi-label: per group and class, "
+                                                   "so a group holds clips x classes).")] = None,
     frames: Annotated[int | None, typer.Option(help="Frames per clip.")] = None,
     size: Annotated[str | None, typer.Option(help="Frame size WIDTHxHEIGHT, even numbers.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same dataset.")] = None,
@@ -85,8 +86,9 @@ def _long_synth(dest: Path, cfg, videos: int, segments: int, overwrite: bool) ->
     result = make_long_synth(dest, LongConfig(base=cfg, videos=videos, segments=segments),
                              progress=sys.stderr.isatty(), overwrite=overwrite)
     seconds = result.frames / cfg.fps
-    typer.echo(f"wrote {result.videos} long videos ({seconds:.0f} s, {cfg.width}x{cfg.height}) with "
-               f"{len(result.segments)} segments of {cfg.classes} classes to {result.root}/long")
+    typer.echo(f"wrote {result.videos} long video{'s' * (result.videos != 1)} ({seconds:.0f} s, "
+               f"{cfg.width}x{cfg.height}) with {len(result.segments)} segments of {cfg.classes} classes to "
+               f"{result.root}/long")
     typer.echo(f"  true segments: {result.csv} (path,label,start,end)")
     typer.echo(f"  their trimmed classes: vidseq synth DIR --classes {cfg.classes} --frames {cfg.frames} "
                f"--size {cfg.width}x{cfg.height} --seed {cfg.seed} (one action = {cfg.frames / cfg.fps:g} s)")
