@@ -71,10 +71,23 @@ class ItemSet:
         for it, v in zip(self.items, self.is_valid):
             tally.add(it.label, it.group, v)
         for entry in self.missing:
-            tally.miss(entry)
+            tally.missing.add(entry)
         return tally.summary(root=self.root, kind=self.kind, split=self.split, classes=self.classes,
                              multi_label=self.multi_label, lists=self.lists, unlisted=self.unlisted,
                              warnings=self.warnings)
+
+
+class Missing:
+    """Entries (CSV rows, split-list lines) that name no file: all counted, the first `keep` named (None: all)."""
+
+    def __init__(self, keep: int | None = None):
+        self.count, self.keep = 0, keep
+        self.entries: list[str] = []
+
+    def add(self, entry: str) -> None:
+        self.count += 1
+        if self.keep is None or len(self.entries) < self.keep:
+            self.entries.append(entry)
 
 
 class Tally:
@@ -86,9 +99,7 @@ class Tally:
         self.per_class: dict[str, list[int]] = {}
         self.group_sides: dict[str, int] = {}  # bit 1: on the training side, bit 2: on the validation side
         self.sides = [0, 0]
-        self.missing = 0
-        self.missing_entries: list[str] = []
-        self.keep = keep
+        self.missing = Missing(keep)
 
     def add(self, label: str, group: str | None, valid: bool) -> None:
         for c in label_set(label) if LABEL_SEP in label else [label]:
@@ -96,11 +107,6 @@ class Tally:
         if group:
             self.group_sides[group] = self.group_sides.get(group, 0) | (2 if valid else 1)
         self.sides[valid] += 1
-
-    def miss(self, entry: str) -> None:
-        self.missing += 1
-        if len(self.missing_entries) < self.keep:
-            self.missing_entries.append(entry)
 
     def class_warnings(self, split: str) -> list[str]:
         """What the counts suggest is wrong with the labels: names that differ only in case or punctuation (a
@@ -139,7 +145,7 @@ class Tally:
             "counts": {"train": self.sides[0], "valid": self.sides[1], "total": sum(self.sides)},
             "per_class": per_class,
             "groups": len(self.group_sides), "leaked_groups": self.leaked_groups,
-            "missing": self.missing, "missing_entries": list(self.missing_entries),
+            "missing": self.missing.count, "missing_entries": list(self.missing.entries),
             "unlisted": unlisted, "warnings": list(warnings),
         }
 

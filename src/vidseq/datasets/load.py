@@ -123,7 +123,7 @@ def _apply_official(items: list[Item], lists: SplitLists, number: int) -> Offici
     match = match_official(keys, lists, number)
     chosen = match.chosen
     out = [Item(items[i].path, match.labels[match.label[i]], items[i].group) for i in chosen]
-    return OfficialSplit(out, (match.side[chosen] == TEST).tolist(), match.classes, match.missing_entries,
+    return OfficialSplit(out, (match.side[chosen] == TEST).tolist(), match.classes, match.missing.entries,
                          match.unlisted, match.warnings())
 
 

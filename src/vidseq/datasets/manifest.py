@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidseq.datasets.items import LABEL_SEP, Item, group_of
+from vidseq.datasets.items import LABEL_SEP, Item, Missing, group_of
 from vidseq.errors import DatasetError
 from vidseq.io import is_frame_folder, is_video_file
 
@@ -54,19 +54,19 @@ def read_manifest_csv(path: Path) -> Manifest:
         items.append(item)
         sides.append(side)
     kind = rows.finish()
-    return Manifest(items, kind, [bool(s) for s in sides] if rows.sided else None, rows.missing_entries)
+    return Manifest(items, kind, [bool(s) for s in sides] if rows.sided else None, rows.missing.entries)
 
 
 class CsvRows:
     """The rows of a CSV manifest, read one at a time as ``(Item, side)`` (side: True for validation, False for
     training, None without a split column), so a count over them holds none. Rows naming no file are counted
-    in `missing` (the first `keep` named in `missing_entries`; None: all); `finish` checks the whole and
+    in `missing` (the first `keep` named; None: all); `finish` checks the whole and
     returns the kind of the items ("video" or "frames")."""
 
     def __init__(self, path: Path, *, keep: int | None = None):
-        self.path, self.keep = path, keep
-        self.count = self.sided = self.failed = self.missing = 0
-        self.missing_entries: list[str] = []
+        self.path = path
+        self.count = self.sided = self.failed = 0
+        self.missing = Missing(keep)
         self.kinds: set[str] = set()
 
     def __iter__(self) -> Iterator[tuple[Item, bool | None]]:
@@ -83,7 +83,7 @@ class CsvRows:
                                f"({self.failed}); see {path.parent / 'failures.jsonl'}")
         if not self.count:
             raise DatasetError(path=path, reason=f"no usable rows (expected path,label[,split]; "
-                               f"{self.missing} path(s) do not exist)")
+                               f"{self.missing.count} path(s) do not exist)")
         if len(self.kinds) > 1:
             raise DatasetError(path=path, reason="lists both videos and frame folders; use one kind per manifest")
         if self.sided and self.sided != self.count:
@@ -152,9 +152,7 @@ class CsvRows:
                 p = Path(rel).expanduser()
                 p = p if p.is_absolute() else base / p
                 if not p.exists():
-                    self.missing += 1
-                    if self.keep is None or len(self.missing_entries) < self.keep:
-                        self.missing_entries.append(rel)
+                    self.missing.add(rel)
                     continue
                 if p.is_dir():
                     if not is_frame_folder(p):

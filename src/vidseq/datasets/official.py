@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.datasets.items import _stem
+from vidseq.datasets.items import Missing, _stem
 from vidseq.datasets.splitlists import SplitLists, split_classes, split_entries
 
 #: An item's side in `OfficialMatch.side`: in no list of the split, or listed for training, testing or neither.
@@ -33,8 +33,8 @@ class OfficialMatch:
 
     ``side[i]`` is UNLISTED, TRAIN, TEST or UNUSED for item i; ``label[i]`` indexes `labels`, the list's spelling
     of item i's class. Items sharing a key with an earlier one (a .avi beside a .mp4 of one name) stay unlisted
-    and are counted in `duplicates`. `missing` counts listed (train/test) entries with no item;
-    `missing_entries` names the first `keep` of them.
+    and are counted in `duplicates`. `missing` counts listed (train/test) entries with no item
+    and names the first `keep` of them.
     """
 
     side: np.ndarray
@@ -43,8 +43,7 @@ class OfficialMatch:
     classes: list[str]  # the split's classes that have items, in the official order
     number: int
     duplicates: int = 0
-    missing: int = 0
-    missing_entries: list[str] = field(default_factory=list)
+    missing: Missing = field(default_factory=Missing)
     absent: list[str] = field(default_factory=list)  # the split's classes with no items here
 
     @property
@@ -85,7 +84,7 @@ def match_official(keys: np.ndarray, lists: SplitLists, number: int, *, keep: in
     label = np.full(len(keys), -1, np.int32)
     labels: dict[str, int] = {}
     named: set[str] = set()  # every class an entry names
-    match = OfficialMatch(side, label, [], [], number, duplicates=duplicates)
+    match = OfficialMatch(side, label, [], [], number, duplicates=duplicates, missing=Missing(keep))
     classes = split_classes(lists, number)
     for chunk in _chunks(split_entries(lists, number, classes)):
         wanted = np.fromiter((hash(e.key) for e in chunk), np.int64, len(chunk))
@@ -97,9 +96,7 @@ def match_official(keys: np.ndarray, lists: SplitLists, number: int, *, keep: in
                 side[j] = _SIDES[e.side]
                 label[j] = labels.setdefault(e.label, len(labels))
             elif e.side != "unused":
-                match.missing += 1
-                if keep is None or len(match.missing_entries) < keep:
-                    match.missing_entries.append(f"{e.label}/{e.name}")
+                match.missing.add(f"{e.label}/{e.name}")
     match.labels = list(labels)
     present = {match.labels[i] for i in np.unique(label[match.chosen])}
     classes = classes or sorted(named)

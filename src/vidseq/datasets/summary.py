@@ -47,7 +47,7 @@ def summarize(data: str | Path, *, split: str = "auto", valid_pct: float = 0.2, 
 def _csv_summary(path: Path) -> dict | None:
     """The summary of a CSV manifest with a split column; None without one (its split is then chosen)."""
     rows = CsvRows(path, keep=KEEP_MISSING)
-    tally = Tally(KEEP_MISSING)
+    tally = Tally()
     multi_label = False
     for item, side in rows:
         if side is None:
@@ -55,7 +55,7 @@ def _csv_summary(path: Path) -> dict | None:
         multi_label |= LABEL_SEP in item.label
         tally.add(item.label, item.group, side)
     kind = rows.finish()
-    tally.missing, tally.missing_entries = rows.missing, rows.missing_entries
+    tally.missing = rows.missing
     return _finish(path, tally, "csv", kind=kind, classes=sorted(tally.per_class), multi_label=multi_label)
 
 
@@ -82,11 +82,11 @@ def _official_summary(root: Path, mode: str, number: int) -> dict | None:
     if not len(match.chosen):
         return None
     names = list(group_ids)
-    tally = Tally(KEEP_MISSING)
+    tally = Tally()
     for i in match.chosen:
         tally.add(match.labels[match.label[i]], names[groups[i]] if groups[i] >= 0 else None,
                   bool(match.side[i] == TEST))
-    tally.missing, tally.missing_entries = match.missing, match.missing_entries
+    tally.missing = match.missing
     return _finish(root, tally, f"official:{match.number}", kind="frames" if kinds[1] else "video",
                    classes=match.classes, multi_label=False, lists=lists.folder, unlisted=match.unlisted,
                    warnings=match.warnings())
